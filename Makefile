@@ -1,0 +1,41 @@
+# pvdm: the two commands a new user needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+export UV_COMPILE_BYTECODE := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export GX_ANALYTICS_ENABLED := false
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: help uv install test lint format bench demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+uv: ## install uv from PyPI if it is missing
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --user --quiet uv
+
+install: uv ## create .venv from uv.lock (exact versions)
+	$(UV) sync --frozen
+
+test: install ## install, lint, check the import contract and run the test suite (CPU)
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen lint-imports
+	$(UV) run --frozen pytest
+
+lint: install ## ruff + the import-linter contract
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen lint-imports
+
+format: install ## apply ruff's fixes and formatting
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+bench: install ## speed and memory benchmarks (prints a table; see bench/README.md)
+	$(UV) run --frozen python -m bench.models
+
+clean: ## remove caches (not data or MLflow runs)
+	rm -rf .pytest_cache .ruff_cache

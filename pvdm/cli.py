@@ -1,0 +1,17 @@
+"""`pvdm`: the command line for what people do by hand (sample, FVD between folders, preprocess, inspect)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pvdm")
+def main() -> None:
+    """Projected latent video diffusion (PVDM): train, sample and evaluate video diffusion models.
+
+    The full pipeline runs with `dvc repro` (or `make demo`); these commands are the pieces people run by hand.
+    """
+
+
+# Subcommands are registered below, one line each, from the modules that implement them.

@@ -1,0 +1,60 @@
+"""Typed params: one strict pydantic model per params.yaml section, validated once at the edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from pvdm.config.autoencoder import AutoencoderConfig
+from pvdm.config.base import ConfigError, StrictModel, load_yaml, validate_section
+from pvdm.config.data import DataConfig
+from pvdm.config.diffusion import DiffusionConfig
+from pvdm.config.evaluate import EvaluateConfig
+from pvdm.config.preprocess import PreprocessConfig
+from pvdm.config.runtime import RuntimeConfig
+from pvdm.config.sample import SampleConfig
+
+__all__ = [
+    "AutoencoderConfig",
+    "ConfigError",
+    "DataConfig",
+    "DiffusionConfig",
+    "EvaluateConfig",
+    "Params",
+    "PreprocessConfig",
+    "RuntimeConfig",
+    "SampleConfig",
+    "load_params",
+    "parse_params",
+]
+
+
+class Params(StrictModel):
+    """The whole params.yaml."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
+    diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @model_validator(mode="after")
+    def _geometry_fits_the_autoencoder(self) -> Params:
+        self.autoencoder.check_geometry(self.data)
+        return self
+
+
+def parse_params(data: dict[str, Any], source: str = "params") -> Params:
+    """Validate a params mapping; errors are ConfigError lines like `diffusion.lr: ... (got -1)`."""
+    try:
+        return validate_section(Params, data)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}".replace("\n", f"\n{source}: ")) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    return parse_params(load_yaml(path), source=str(path))

@@ -1,0 +1,72 @@
+"""Strict pydantic base for every params.yaml section, and one-line error messages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A params value is wrong. The message is one line per problem, each naming the key."""
+
+
+class StrictModel(BaseModel):
+    """Unknown keys fail, values are not coerced from other types, instances are frozen."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, validate_default=True)
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """Turn pydantic's multi-line report into `key.path: reason (got value)` lines."""
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        reason = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            reason = "unknown key"
+        if not e["loc"]:  # a cross-field rule: its message already names the keys
+            lines.append(f"{prefix + ': ' if prefix else ''}{reason}")
+            continue
+        got = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {e.get('input')!r})"
+        lines.append(f"{key}: {reason}{got}")
+    return "\n".join(lines)
+
+
+def validate_section(model: type[M], data: Any, prefix: str = "") -> M:
+    """Validate `data` against `model`, raising ConfigError with key-naming lines."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, prefix)) from None
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads `1e-4` as a float (YAML 1.1 would read it as a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or a non-mapping is a ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such params file")
+    with path.open() as f:
+        try:
+            data = yaml.load(f, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return data

@@ -1,0 +1,19 @@
+"""`runtime`: seed, device and precision shared by the training and sampling stages."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pvdm.config.base import StrictModel
+
+
+class RuntimeConfig(StrictModel):
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16"] = Field(
+        "bf16", description="bf16 autocast where the device supports it"
+    )
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel replicas)")
+    use_gpu: bool = False

@@ -1,0 +1,9 @@
+"""`sample` section (being written for issue 2)."""
+
+from __future__ import annotations
+
+from pvdm.config.base import StrictModel
+
+
+class SampleConfig(StrictModel):
+    pass

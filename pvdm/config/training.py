@@ -1,0 +1,19 @@
+"""Optimisation settings shared by the two training stages."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from pvdm.config.base import StrictModel
+
+
+class TrainConfig(StrictModel):
+    steps: int = Field(1000, ge=1, description="optimizer steps in total (resume continues up to this count)")
+    batch_size: int = Field(4, ge=1, description="clips per optimizer step, summed over all workers")
+    lr: float = Field(1e-4, gt=0, le=1.0)
+    betas: list[float] = Field(default_factory=lambda: [0.9, 0.999], min_length=2, max_length=2)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 disables clipping")
+    checkpoint_every: int = Field(200, ge=1)
+    log_every: int = Field(10, ge=1)
+    loader_workers: int = Field(0, ge=0, description="DataLoader worker processes per training worker")

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pvdm.config import ConfigError, Params, load_params, parse_params
+
+
+def test_defaults_are_the_paper_geometry() -> None:
+    p = Params()
+    assert (p.data.resolution, p.data.frames, p.autoencoder.model.patch_size) == (256, 16, 8)
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"autoencoder": {"train": {"lr": -1.0}}}, "autoencoder.train.lr: Input should be greater than 0"),
+        ({"autoencoder": {"model": {"widht": 8}}}, "autoencoder.model.widht: unknown key"),
+        ({"data": {"frames": "16"}}, "data.frames: Input should be a valid integer"),
+        (
+            {"data": {"resolution": 60}},
+            "autoencoder.model.patch_size: data.resolution (60) must be divisible",
+        ),
+        ({"autoencoder": {"model": {"width": 30, "heads": 8}}}, "width (30) must be divisible by heads (8)"),
+        ({"runtime": {"device": "tpu"}}, "runtime.device: Input should be 'auto', 'cpu' or 'cuda'"),
+        ({"nosuchsection": {}}, "nosuchsection: unknown key"),
+    ],
+)
+def test_bad_values_name_the_key(params: dict, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_params(params)
+    assert needle in str(info.value)
+
+
+def test_yaml_reads_exponent_floats_and_names_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "params.yaml"
+    f.write_text("autoencoder:\n  train:\n    lr: 2e-4\n")
+    assert load_params(f).autoencoder.train.lr == pytest.approx(2e-4)
+    f.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="params.yaml: expected a mapping"):
+        load_params(f)
+    with pytest.raises(ConfigError, match="no such params file"):
+        load_params(tmp_path / "missing.yaml")
