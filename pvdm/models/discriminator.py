@@ -1,0 +1,47 @@
+"""PatchGAN discriminators for the autoencoder's optional GAN phase (as in the official PVDM code).
+
+A 2D PatchGAN scores one frame, a 3D PatchGAN the whole clip. Both return their intermediate feature maps so the
+generator can be trained with feature matching. GroupNorm instead of BatchNorm: per-worker batches are tiny.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(32, channels // 4) or 1, channels)
+
+
+class PatchDiscriminator(nn.Module):
+    """N-layer PatchGAN (pix2pix) in 2D or 3D: stride-2 convs, then two stride-1 convs to one logit per patch."""
+
+    def __init__(self, dims: int, channels: int = 64, layers: int = 3) -> None:
+        super().__init__()
+        conv = nn.Conv2d if dims == 2 else nn.Conv3d
+        blocks: list[nn.Module] = [nn.Sequential(conv(3, channels, 4, 2, 1), nn.LeakyReLU(0.2))]
+        ch = channels
+        for i in range(1, layers + 1):
+            out = channels * min(2**i, 8)
+            stride = 2 if i < layers else 1
+            blocks.append(nn.Sequential(conv(ch, out, 4, stride, 1), _norm(out), nn.LeakyReLU(0.2)))
+            ch = out
+        blocks.append(conv(ch, 1, 3, 1, 1))  # 3x3 keeps small inputs (16-32 px) from shrinking to nothing
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        features = []
+        for block in self.blocks[:-1]:
+            x = block(x)
+            features.append(x)
+        return self.blocks[-1](x), features
+
+
+class VideoDiscriminator(nn.Module):
+    """The pair used by the GAN phase: `frame` scores (B, 3, H, W), `clip` scores (B, 3, S, H, W)."""
+
+    def __init__(self, channels: int = 64, layers: int = 3) -> None:
+        super().__init__()
+        self.frame = PatchDiscriminator(2, channels, layers)
+        self.clip = PatchDiscriminator(3, channels, layers)

@@ -1,0 +1,76 @@
+"""Autoencoder objective: pixel L1 + LPIPS, and the optional hinge GAN with feature matching.
+
+Each term is a small function; the step function decides which are active. The official code's "L1" was in fact
+L2 (a bug): ours is L1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from pvdm.config.autoencoder import AELossConfig
+from pvdm.models.discriminator import VideoDiscriminator
+
+PerceptualFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (N,3,H,W) x2 in [-1,1] -> (N,...)
+
+
+def pick_frames(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x (B, 3, S, H, W), index (B, k) frame numbers -> frames (B*k, 3, H, W)."""
+    b, c, _, h, w = x.shape
+    gather = index[:, None, :, None, None].expand(b, c, -1, h, w)
+    return rearrange(torch.gather(x, 2, gather), "b c k h w -> (b k) c h w")
+
+
+def random_frame_index(batch: int, frames: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k distinct random frame numbers per clip, (B, k)."""
+    return torch.argsort(torch.rand(batch, frames, generator=generator), dim=1)[:, : min(k, frames)]
+
+
+def reconstruction_loss(
+    x: torch.Tensor,
+    x_rec: torch.Tensor,
+    perceptual: PerceptualFn,
+    cfg: AELossConfig,
+    frame_index: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Weighted L1 over all pixels + LPIPS on the chosen frames of each clip."""
+    l1 = (x_rec - x).abs().mean()
+    total = cfg.l1_weight * l1
+    parts = {"l1": l1.detach()}
+    if cfg.lpips_weight > 0:
+        idx = frame_index.to(x.device)
+        lp = perceptual(pick_frames(x_rec, idx).float(), pick_frames(x, idx).float()).mean()
+        total = total + cfg.lpips_weight * lp
+        parts["lpips"] = lp.detach()
+    return total, parts
+
+
+def _scores(disc: VideoDiscriminator, video: torch.Tensor, frame_index: torch.Tensor):
+    frame_logits, frame_feats = disc.frame(pick_frames(video, frame_index[:, :1].to(video.device)))
+    clip_logits, clip_feats = disc.clip(video)
+    return (frame_logits, clip_logits), frame_feats + clip_feats
+
+
+def discriminator_hinge_loss(
+    disc: VideoDiscriminator, x: torch.Tensor, x_rec: torch.Tensor, frame_index: torch.Tensor
+) -> torch.Tensor:
+    """Hinge loss for D: relu(1 - D(real)) + relu(1 + D(fake)), summed over the 2D and 3D critics."""
+    real, _ = _scores(disc, x, frame_index)
+    fake, _ = _scores(disc, x_rec.detach(), frame_index)
+    return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real, fake, strict=True))
+
+
+def generator_adversarial_loss(
+    disc: VideoDiscriminator, x: torch.Tensor, x_rec: torch.Tensor, frame_index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hinge generator loss -D(fake), feature matching L1 between D's features of real and fake)."""
+    with torch.no_grad():
+        _, real_feats = _scores(disc, x, frame_index)
+    fake, fake_feats = _scores(disc, x_rec, frame_index)
+    g_loss = sum(-f.mean() for f in fake)
+    fm = sum(F.l1_loss(f, r) for f, r in zip(fake_feats, real_feats, strict=True)) / len(fake_feats)
+    return g_loss, fm
