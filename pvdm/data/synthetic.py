@@ -1,0 +1,148 @@
+"""The embedded dataset: small real mp4 files of textured objects moving over textured, panning backgrounds.
+
+Each video is drawn from its own generator seeded by (seed, video index), so a video does not depend on how many
+others are generated, and the same seed gives the same pixels. The files are encoded with h264 and go through the
+pipeline like any downloaded video. Objects differ in shape, texture, size, colour, speed, direction and spin, and
+bounce off the borders, so a model has motion to learn and a clip's continuation is predictable from its past.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pvdm.data.video import write_video
+
+SHAPES = ("circle", "square", "triangle", "diamond", "ring")
+
+
+@dataclass
+class _Sprite:
+    shape: str
+    radius: float
+    pos: np.ndarray  # (2,) x, y in pixels
+    vel: np.ndarray  # (2,) pixels per frame
+    angle: float
+    spin: float  # radians per frame
+    colors: tuple[np.ndarray, np.ndarray]
+    texture: str  # "stripes" or "checker"
+    period: float  # texture period in pixels
+
+
+def generate_videos(
+    out_dir: str | Path, n_videos: int, *, size: int = 64, frames: int = 64, fps: float = 16.0, seed: int = 0
+) -> list[Path]:
+    """Write `n_videos` mp4 files `synth_0000.mp4`, ... of `frames` frames at `size`x`size` into `out_dir`."""
+    if n_videos < 0 or size < 8 or frames < 1 or fps <= 0:
+        raise ValueError(
+            f"need n_videos >= 0, size >= 8, frames >= 1, fps > 0 (got {n_videos}, {size}, {frames}, {fps})"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n_videos):
+        video = render_video(np.random.default_rng([seed, i]), size=size, frames=frames)
+        paths.append(write_video(out / f"synth_{i:04d}.mp4", video, fps))
+    return paths
+
+
+def render_video(rng: np.random.Generator, *, size: int, frames: int) -> np.ndarray:
+    """One video as uint8 (T, size, size, 3)."""
+    background = _texture_canvas(rng, 2 * size)
+    pan = rng.uniform(-0.6, 0.6, size=2) * size / 64  # slow camera pan, pixels per frame
+    sprites = [_random_sprite(rng, size) for _ in range(rng.integers(1, 4))]
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    video = np.empty((frames, size, size, 3), dtype=np.uint8)
+    origin = rng.uniform(0, size, size=2)
+    for t in range(frames):
+        ox, oy = (origin + pan * t).astype(int) % size
+        frame = background[oy : oy + size, ox : ox + size].copy()
+        for sprite in sprites:
+            _draw(frame, sprite, xx, yy)
+            _step(sprite, size)
+        video[t] = frame
+    return video
+
+
+def _random_color(rng: np.random.Generator) -> np.ndarray:
+    r, g, b = colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.4, 1.0), rng.uniform(0.5, 1.0))
+    return np.array([r, g, b], dtype=np.float32) * 255
+
+
+def _texture_canvas(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A tileable (n, n, 3) uint8 background: gratings, a checkerboard or smooth blobs, in two colours."""
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32) * (2 * np.pi / n)
+    kind = rng.integers(3)
+    if kind == 0:  # two sinusoidal gratings; integer frequencies keep the canvas tileable
+        f1, f2 = rng.integers(1, 6, size=2), rng.integers(1, 6, size=2)
+        t = 0.5 + 0.25 * (np.sin(f1[0] * xx + f1[1] * yy) + np.sin(f2[0] * xx - f2[1] * yy))
+    elif kind == 1:
+        cells = int(rng.choice([4, 8, 16]))
+        t = ((np.floor(xx * cells / (2 * np.pi)) + np.floor(yy * cells / (2 * np.pi))) % 2) * 0.6 + 0.2
+    else:  # smooth blobs: a few random low-frequency Fourier terms
+        t = np.zeros_like(xx)
+        for _ in range(4):
+            fx, fy = rng.integers(-3, 4, size=2)
+            t += np.cos(fx * xx + fy * yy + rng.uniform(0, 2 * np.pi))
+        t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
+    a, b = _random_color(rng) * 0.6, _random_color(rng) * 0.6  # darker than the sprites, so they stand out
+    image = a + t[..., None] * (b - a)
+    return np.tile(image.clip(0, 255).astype(np.uint8), (2, 2, 1))  # doubled so a panning window never wraps
+
+
+def _random_sprite(rng: np.random.Generator, size: int) -> _Sprite:
+    radius = rng.uniform(0.1, 0.22) * size
+    speed = rng.uniform(0.4, 3.0) * size / 64
+    heading = rng.uniform(0, 2 * np.pi)
+    return _Sprite(
+        shape=str(rng.choice(SHAPES)),
+        radius=radius,
+        pos=rng.uniform(radius, size - radius, size=2),
+        vel=speed * np.array([np.cos(heading), np.sin(heading)]),
+        angle=rng.uniform(0, 2 * np.pi),
+        spin=rng.uniform(-0.15, 0.15),
+        colors=(_random_color(rng), _random_color(rng)),
+        texture=str(rng.choice(["stripes", "checker"])),
+        period=rng.uniform(0.3, 0.7) * radius,
+    )
+
+
+def _draw(frame: np.ndarray, s: _Sprite, xx: np.ndarray, yy: np.ndarray) -> None:
+    # Coordinates in the sprite's rotating frame, so the texture turns with the shape.
+    dx, dy = xx - s.pos[0], yy - s.pos[1]
+    c, si = np.cos(s.angle), np.sin(s.angle)
+    u, v = c * dx + si * dy, -si * dx + c * dy
+    mask = _shape_mask(s.shape, u, v, s.radius)
+    if s.texture == "stripes":
+        pattern = np.sin(u * (2 * np.pi / s.period)) > 0
+    else:
+        pattern = (np.floor(u / s.period) + np.floor(v / s.period)) % 2 == 0
+    color = np.where(pattern[..., None], s.colors[0], s.colors[1]).astype(np.uint8)
+    frame[mask] = color[mask]
+
+
+def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray, r: float) -> np.ndarray:
+    if shape == "circle":
+        return u * u + v * v < r * r
+    if shape == "square":
+        return np.maximum(np.abs(u), np.abs(v)) < 0.8 * r
+    if shape == "diamond":
+        return np.abs(u) + np.abs(v) < r
+    if shape == "ring":
+        d2 = u * u + v * v
+        return (d2 < r * r) & (d2 > 0.3 * r * r)
+    # triangle: apex at v = -r, base at v = r / 2
+    return (v < 0.5 * r) & (np.abs(u) * np.sqrt(3) < v + r)
+
+
+def _step(s: _Sprite, size: int) -> None:
+    """Move and spin one frame, bouncing off the borders."""
+    s.pos = s.pos + s.vel
+    s.angle += s.spin
+    for k in range(2):
+        if s.pos[k] < s.radius * 0.5 or s.pos[k] > size - s.radius * 0.5:
+            s.vel[k] = -s.vel[k]
+            s.pos[k] = np.clip(s.pos[k], s.radius * 0.5, size - s.radius * 0.5)
