@@ -9,7 +9,7 @@ export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := false
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: help uv install test lint format bench demo clean
+.PHONY: help uv install test lint format bench demo clean services services-stop
 
 help: ## list the targets
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,6 +36,12 @@ format: install ## apply ruff's fixes and formatting
 
 bench: install ## speed and memory benchmarks (prints a table; see bench/README.md)
 	$(UV) run --frozen python -m bench.models
+
+services: install ## start MLflow, Prefect and an S3 server on loopback (no containers); writes .services/env
+	$(UV) run --frozen python -m pipelines.services start
+
+services-stop: ## end exactly the processes `make services` started
+	$(UV) run --frozen python -m pipelines.services stop
 
 clean: ## remove caches (not data or MLflow runs)
 	rm -rf .pytest_cache .ruff_cache
