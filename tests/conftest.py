@@ -13,6 +13,9 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+# Real servers on loopback for the `services` tests (S3, PostgreSQL, MLflow): see tests/service_fixtures.py.
+pytest_plugins = ["tests.service_fixtures"]
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = PROJECT_ROOT.parent / "shared" / "data" / "videos"
 
