@@ -8,6 +8,7 @@ are rows in PostgreSQL, and the artifacts are objects in the S3 bucket.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,7 +77,7 @@ def test_a_run_logs_and_a_registered_model_loads_back(tracking, mlflow_server: M
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(losses)
     assert losses[-1] < losses[0]
     local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="metrics/tiny.json")
-    assert json.loads(open(local).read()) == {"final_loss": losses[-1]}
+    assert json.loads(Path(local).read_text()) == {"final_loss": losses[-1]}
 
     loaded = mlflow.pytorch.load_model(f"models:/{MODEL_NAME}@champion")
     x = torch.from_numpy(example)
