@@ -1,9 +1,91 @@
-"""`preprocess` section (being written for issue 3)."""
+"""`preprocess` and `ingest` sections: how raw videos become clips, and where raw videos come from.
+
+The clip geometry (resolution, frames per clip) is the shared `data` section (pvdm.config.data.DataConfig).
+"""
 
 from __future__ import annotations
 
+from pydantic import Field, field_validator, model_validator
+
 from pvdm.config.base import StrictModel
+
+DEFAULT_EXTENSIONS = [
+    ".mp4",
+    ".avi",
+    ".mkv",
+    ".webm",
+    ".mov",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+    ".ts",
+    ".gif",
+]
 
 
 class PreprocessConfig(StrictModel):
-    pass
+    frame_stride: int = Field(1, ge=1, description="a clip takes every frame_stride-th source frame")
+    clip_step: int = Field(
+        0,
+        ge=0,
+        description="source frames between the starts of consecutive clips; 0: frames * frame_stride (back to back)",
+    )
+    max_clips_per_video: int = Field(0, ge=0, description="keep the first N clips of each video; 0: all")
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of source videos in the test split")
+    seed: int = Field(0, description="seed of the train/test split (by source video)")
+    test_list: str | None = Field(
+        None,
+        description="text file of test videos, one path relative to the raw folder per line (extra words ignored: "
+        "UCF-101's testlist01.txt works as is); when set it replaces test_fraction",
+    )
+    train_list: str | None = Field(
+        None,
+        description="text file of train videos, same format; with both lists, unlisted videos are excluded",
+    )
+    min_size: int = Field(8, ge=1, description="reject videos whose width or height is below this (pixels)")
+    max_aspect_ratio: float = Field(
+        3.0, ge=1.0, description="reject videos with long side / short side above this"
+    )
+    min_clip_std: float = Field(
+        1.0, ge=0.0, description="drop clips whose pixel std is below this (constant clips)"
+    )
+    max_rejected_fraction: float = Field(
+        0.2, ge=0.0, le=1.0, description="fail the stage when more than this share of video files is rejected"
+    )
+    workers: int = Field(0, ge=0, description="decoding processes; 0: one per available core")
+    extensions: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_EXTENSIONS),
+        description="file extensions read as videos (case-insensitive); other files are listed as ignored",
+    )
+
+    @field_validator("extensions")
+    @classmethod
+    def _dotted_lower_case(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one extension is needed")
+        return [e.lower() if e.startswith(".") else f".{e.lower()}" for e in value]
+
+    def step(self, frames: int) -> int:
+        """Source frames between consecutive clip starts."""
+        return self.clip_step or frames * self.frame_stride
+
+
+class IngestConfig(StrictModel):
+    source: str = Field(
+        "",
+        description="where new raw videos come from: s3://bucket/prefix, a local folder, or empty for none",
+    )
+    endpoint_url: str | None = Field(
+        None,
+        description="S3 endpoint for S3-compatible stores (MinIO, moto); credentials come from the AWS chain",
+    )
+    region: str | None = Field(None, description="S3 region; None: from the AWS configuration")
+
+    @model_validator(mode="after")
+    def _no_credentials_in_the_endpoint(self) -> IngestConfig:
+        # params.yaml is committed and logged: an endpoint like http://key:secret@host would leak the secret.
+        if self.endpoint_url and "@" in self.endpoint_url.split("//", 1)[-1].split("/", 1)[0]:
+            raise ValueError("ingest.endpoint_url must not contain credentials; use the AWS credential chain")
+        return self

@@ -1,0 +1,364 @@
+"""`preprocess`: a folder of real-world videos -> a validated, sharded clip store (see pvdm.data.clips for the layout).
+
+    run_preprocess(raw_dir, out_dir, data, cfg) -> PreprocessReport
+
+Steps: list the folder and reject what is not a usable file; hash the rest (sha256, cached by size and mtime) and set
+duplicates aside; split by source video; decode the videos that have no committed shard yet, one process per core;
+write the manifest; delete the shards of videos that are gone; validate; write the report; fail when too much was
+rejected or validation failed.
+
+Incremental and atomic: a shard is named by its video's content hash and the cutting rules (a fingerprint), and is
+committed by its record file, written after its .npy. A rerun reuses every committed shard, so a killed run loses at
+most the videos being decoded, and new videos are the only ones decoded. The manifest is replaced in one rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from pvdm.config.data import DataConfig
+from pvdm.config.preprocess import PreprocessConfig
+from pvdm.data.clips import MANIFEST, MANIFEST_COLUMNS, SHARD_DIR
+from pvdm.data.cutting import CutSpec, Job, SourceRecord, process_source, read_record
+from pvdm.data.report import PreprocessReport, ProcessedVideo
+from pvdm.data.sources import (
+    Candidate,
+    HashCache,
+    list_raw,
+    listed_split,
+    read_video_list,
+    seeded_split,
+    write_text_atomic,
+)
+from pvdm.data.validation import validate_store
+
+log = logging.getLogger(__name__)
+
+VALIDATION_JSON = "validation.json"
+HASH_CACHE = ".hashes.json"
+FORMAT_VERSION = 1  # bump when the way clips are cut changes, so old shards are not reused
+
+
+class PreprocessError(RuntimeError):
+    """The stage failed; the report (also written to the store) says what was rejected and why."""
+
+    def __init__(self, message: str, report: PreprocessReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def run_preprocess(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    data: DataConfig,
+    cfg: PreprocessConfig,
+    *,
+    progress: bool = True,
+) -> PreprocessReport:
+    """Build or update the clip store in `out_dir` from the videos under `raw_dir`; see the module docstring."""
+    start = time.perf_counter()
+    raw, out = Path(raw_dir), Path(out_dir)
+    if not raw.is_dir():
+        raise FileNotFoundError(f"raw video folder {raw} does not exist")
+    (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+    report = PreprocessReport(raw_dir=str(raw), out_dir=str(out))
+    spec = cut_spec(data, cfg)
+    jobs, listed = _plan(raw, out, spec, cfg, report)
+    records = _reuse_or_decode(jobs, cfg.workers, progress, report)
+    splits = listed if listed is not None else _seeded_splits(jobs, records, cfg)
+    manifest, stats = _collect(jobs, records, splits, spec, report)
+    _write_manifest(out, manifest)
+    _remove_unreferenced_shards(out / SHARD_DIR, {Path(j.shard).name for j in jobs})
+    _validate(out, manifest, stats, spec, _expects_test_split(cfg, report), report)
+    report.seconds = time.perf_counter() - start
+    failure = _failure(report, cfg)
+    report.status = f"failed: {failure}" if failure else "ok"
+    report.write(out)
+    if failure:
+        raise PreprocessError(f"preprocess failed: {failure} (see {out / 'report.md'})", report)
+    return report
+
+
+def cut_spec(data: DataConfig, cfg: PreprocessConfig) -> CutSpec:
+    return CutSpec(
+        resolution=data.resolution,
+        frames=data.frames,
+        frame_stride=cfg.frame_stride,
+        step=cfg.step(data.frames),
+        max_clips=cfg.max_clips_per_video,
+        min_size=cfg.min_size,
+        max_aspect_ratio=cfg.max_aspect_ratio,
+        min_clip_std=cfg.min_clip_std,
+    )
+
+
+def fingerprint(spec: CutSpec) -> str:
+    """Hash of everything that changes a video's shard: a shard cut under other rules is never reused."""
+    text = json.dumps({"version": FORMAT_VERSION, **asdict(spec)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plan(
+    raw: Path, out: Path, spec: CutSpec, cfg: PreprocessConfig, report: PreprocessReport
+) -> tuple[list[Job], dict[str, str] | None]:
+    """Sort the folder into jobs (one per distinct video), rejections, duplicates and, with split lists, exclusions.
+
+    Returns the jobs and the listed splits (None without lists: the seeded split is drawn after decoding, among
+    the videos that gave clips, so a rejected video cannot leave a split empty)."""
+    listing = list_raw(raw, cfg.extensions)
+    report.ignored = [asdict(r) for r in listing.ignored]
+    report.rejected += [asdict(r) for r in listing.rejected]
+    unique = _hash_and_dedupe(listing.candidates, out / HASH_CACHE, report)
+    listed = _listed_splits(raw, [c.source for c, _ in unique], cfg, report)
+    fp = fingerprint(spec)
+    shard_dir = out / SHARD_DIR
+    jobs = [
+        Job(str(c.path), c.source, h, str(shard_dir / f"{h[:32]}-{fp[:8]}"), fp, spec)
+        for c, h in unique
+        if listed is None or c.source in listed
+    ]
+    return jobs, listed
+
+
+def _hash_and_dedupe(
+    candidates: list[Candidate], cache_path: Path, report: PreprocessReport
+) -> list[tuple[Candidate, str]]:
+    """(candidate, sha256) of the first file of each content, in path order; the others are reported duplicates."""
+    cache = HashCache(cache_path)
+    first: dict[str, str] = {}
+    unique = []
+    for c in candidates:
+        try:
+            digest = cache.digest(c)
+        except OSError as err:
+            report.rejected.append({"source": c.source, "reason": f"cannot be read: {err.strerror or err}"})
+            continue
+        if digest in first:
+            report.duplicates.append({"source": c.source, "duplicate_of": first[digest]})
+            continue
+        first[digest] = c.source
+        unique.append((c, digest))
+    cache.save({c.source for c in candidates})
+    return unique
+
+
+def _seeded_splits(
+    jobs: list[Job], records: dict[str, SourceRecord], cfg: PreprocessConfig
+) -> dict[str, str]:
+    accepted = [j for j in jobs if not records[j.shard].rejected]
+    by_hash = seeded_split([j.content_hash for j in accepted], cfg.test_fraction, cfg.seed)
+    return {j.source: by_hash[j.content_hash] for j in accepted}
+
+
+def _listed_splits(
+    raw: Path, sources: list[str], cfg: PreprocessConfig, report: PreprocessReport
+) -> dict[str, str] | None:
+    """Split of each source path from the explicit lists, or None when no list is given."""
+    if cfg.test_list is None and cfg.train_list is None:
+        return None
+    lists = {}
+    for name, path in (("test", cfg.test_list), ("train", cfg.train_list)):
+        if path is not None:
+            file = Path(path) if Path(path).is_absolute() else raw / path
+            if not file.is_file():
+                raise FileNotFoundError(f"preprocess.{name}_list: {file} does not exist")
+            lists[name] = read_video_list(file)
+    split, excluded = listed_split(sources, lists.get("test"), lists.get("train"))
+    report.excluded = [asdict(r) for r in excluded]
+    present = {s.lower() for s in sources} | {d["source"].lower() for d in report.duplicates}
+    missing = sorted(n for names in lists.values() for n in names if n not in present)
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        report.warnings.append(
+            f"{len(missing)} videos named in the split lists are not usable videos here: {shown}"
+        )
+    return split
+
+
+def _reuse_or_decode(
+    jobs: list[Job], workers: int, progress: bool, report: PreprocessReport
+) -> dict[str, SourceRecord]:
+    records, todo = {}, []
+    for job in jobs:
+        record = read_record(Path(job.shard))
+        if (
+            record is not None
+            and record.fingerprint == job.fingerprint
+            and record.content_hash == job.content_hash
+        ):
+            records[job.shard] = record
+        else:
+            todo.append(job)
+    report.reused = len(records)
+    started = time.perf_counter()
+    records.update(_decode_in_parallel(todo, workers, progress))
+    report.decode_seconds = time.perf_counter() - started
+    report.decoded = len(todo)
+    report.decoded_frames = sum(records[j.shard].decoded_frames for j in todo)
+    return records
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _decode_in_parallel(jobs: list[Job], workers: int, progress: bool) -> dict[str, SourceRecord]:
+    """One process per core, largest files first (they bound the wall time). A worker that dies (a decoder crash)
+    breaks the pool: the unfinished videos are then retried one by one, so only the culprit is rejected."""
+    if not jobs:
+        return {}
+    jobs = sorted(jobs, key=lambda j: -_size(j.path))
+    n = min(workers or available_cores(), len(jobs))
+    records, unfinished = {}, []
+    bar = tqdm(total=len(jobs), desc="decoding videos", unit="video", disable=not progress)
+    # forkserver: workers start from a clean process, not a fork of one holding decoder or torch threads.
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        futures = {pool.submit(process_source, job): job for job in jobs}
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                records[job.shard] = future.result()
+            except BrokenProcessPool:
+                unfinished.append(job)
+            bar.update()
+    bar.close()
+    for job in unfinished:
+        records[job.shard] = _decode_alone(job)
+    return records
+
+
+def _decode_alone(job: Job) -> SourceRecord:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        try:
+            return pool.submit(process_source, job).result()
+        except BrokenProcessPool:
+            reason = "the decoder crashed on this file (its worker process died)"
+            return SourceRecord(job.content_hash, job.fingerprint, job.source, rejected=reason)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _collect(
+    jobs: list[Job],
+    records: dict[str, SourceRecord],
+    splits: dict[str, str],
+    spec: CutSpec,
+    report: PreprocessReport,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The manifest and the per-clip statistics, in store order (by source path, then clip)."""
+    rows, stats = [], []
+    for job in sorted(jobs, key=lambda j: j.source):
+        record = records[job.shard]
+        if record.rejected:
+            report.rejected.append({"source": job.source, "reason": record.rejected})
+            continue
+        split = splits[job.source]
+        report.processed.append(_processed(job, record, split))
+        shard = Path(job.shard).with_suffix(".npy")
+        shape, dtype = _shard_header(shard)
+        for row, (index, start) in enumerate(zip(record.clip_indices, record.starts, strict=True)):
+            clip_id = f"{job.content_hash[:16]}-{index:05d}"
+            fps = record.fps / spec.frame_stride
+            rows.append([
+                clip_id, job.source, job.content_hash, index, start, spec.frame_stride, spec.frames, fps,
+                spec.frames / fps, split, f"{SHARD_DIR}/{shard.name}", row,
+            ])  # fmt: skip
+            lo, hi, mean, std = record.stats[row]
+            stats.append([clip_id, *shape[1:], str(dtype), lo, hi, mean, std])
+    report.rejected.sort(key=lambda r: r["source"])
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    columns = ["clip_id", "frames", "height", "width", "channels", "dtype", "min", "max", "mean", "std"]
+    return manifest, pd.DataFrame(stats, columns=columns)
+
+
+def _processed(job: Job, record: SourceRecord, split: str) -> ProcessedVideo:
+    return ProcessedVideo(
+        source=job.source,
+        content_hash=job.content_hash,
+        split=split,
+        clips=len(record.starts),
+        fps=round(record.fps, 3),
+        width=record.width,
+        height=record.height,
+        codec=record.codec,
+        backend=record.backend,
+        decoded_frames=record.decoded_frames,
+        notes=record.notes,
+    )
+
+
+def _shard_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype as stored in the .npy header (the file, not what the worker claimed)."""
+    array = np.load(path, mmap_mode="r")
+    return array.shape, array.dtype
+
+
+def _write_manifest(out: Path, manifest: pd.DataFrame) -> None:
+    tmp = out / f".{MANIFEST}.{os.getpid()}.partial"
+    manifest.to_parquet(tmp, index=False)
+    os.replace(tmp, out / MANIFEST)
+
+
+def _remove_unreferenced_shards(shard_dir: Path, keep: set[str]) -> None:
+    """Shards of videos that were removed (or cut under other rules), and leftovers of killed runs."""
+    for path in shard_dir.iterdir():
+        if path.name.split(".")[0] not in keep or path.name.startswith("."):
+            path.unlink(missing_ok=True)
+
+
+def _expects_test_split(cfg: PreprocessConfig, report: PreprocessReport) -> bool:
+    """A test split must exist when one was asked for: by a list, or by a test fraction with two videos or more."""
+    if cfg.test_list is not None or cfg.train_list is not None:
+        return cfg.test_list is not None or any(v.split == "test" for v in report.processed)
+    return cfg.test_fraction > 0 and len(report.processed) >= 2
+
+
+def _validate(
+    out: Path,
+    manifest: pd.DataFrame,
+    stats: pd.DataFrame,
+    spec: CutSpec,
+    expect_test: bool,
+    report: PreprocessReport,
+) -> None:
+    result = validate_store(
+        manifest,
+        stats,
+        frames=spec.frames,
+        resolution=spec.resolution,
+        min_clip_std=spec.min_clip_std,
+        expect_test_split=expect_test,
+    )
+    write_text_atomic(out / VALIDATION_JSON, json.dumps(result.result, indent=2, default=str))
+    report.validation = result.summary()
+
+
+def _failure(report: PreprocessReport, cfg: PreprocessConfig) -> str:
+    if not report.processed:
+        return "no usable video: every file was rejected, excluded or a duplicate"
+    if report.rejected_fraction > cfg.max_rejected_fraction:
+        return (
+            f"{len(report.rejected)} of {report.video_files} video files rejected "
+            f"({report.rejected_fraction:.0%} > preprocess.max_rejected_fraction {cfg.max_rejected_fraction:.0%})"
+        )
+    if not report.validation.get("success", False):
+        return f"validation failed: {len(report.validation.get('failed', []))} expectations not met"
+    return ""
