@@ -14,20 +14,28 @@ def _norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(32, channels // 4) or 1, channels)
 
 
+def _conv(dims: int, cin: int, cout: int, stride: int) -> nn.Module:
+    """4x4 spatial kernels as in pix2pix; in 3D the time kernel is 3 with padding 1, so clips of any length
+    (even 4 frames) survive the downsampling (time: T -> ceil(T / 2) per strided layer)."""
+    if dims == 2:
+        return nn.Conv2d(cin, cout, 4, stride, 1)
+    return nn.Conv3d(cin, cout, (3, 4, 4), (stride, stride, stride), (1, 1, 1))
+
+
 class PatchDiscriminator(nn.Module):
     """N-layer PatchGAN (pix2pix) in 2D or 3D: stride-2 convs, then two stride-1 convs to one logit per patch."""
 
     def __init__(self, dims: int, channels: int = 64, layers: int = 3) -> None:
         super().__init__()
-        conv = nn.Conv2d if dims == 2 else nn.Conv3d
-        blocks: list[nn.Module] = [nn.Sequential(conv(3, channels, 4, 2, 1), nn.LeakyReLU(0.2))]
+        blocks: list[nn.Module] = [nn.Sequential(_conv(dims, 3, channels, 2), nn.LeakyReLU(0.2))]
         ch = channels
         for i in range(1, layers + 1):
             out = channels * min(2**i, 8)
             stride = 2 if i < layers else 1
-            blocks.append(nn.Sequential(conv(ch, out, 4, stride, 1), _norm(out), nn.LeakyReLU(0.2)))
+            blocks.append(nn.Sequential(_conv(dims, ch, out, stride), _norm(out), nn.LeakyReLU(0.2)))
             ch = out
-        blocks.append(conv(ch, 1, 3, 1, 1))  # 3x3 keeps small inputs (16-32 px) from shrinking to nothing
+        final = nn.Conv2d if dims == 2 else nn.Conv3d
+        blocks.append(final(ch, 1, 3, 1, 1))  # 3x3 keeps small inputs (16-32 px) from shrinking to nothing
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
