@@ -15,3 +15,8 @@ def main() -> None:
 
 
 # Subcommands are registered below, one line each, from the modules that implement them.
+from pvdm.data.cli import inspect, preprocess, synth  # noqa: E402
+
+main.add_command(synth)
+main.add_command(preprocess)
+main.add_command(inspect)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pvdm.data.video import VideoError, VideoInfo, decode, probe
+from pvdm.data.video import VideoError, VideoInfo, decode, first_line, probe
 
 VFR_SPREAD = 1.5  # longest / shortest frame interval above which a video counts as variable frame rate
 
@@ -193,7 +193,7 @@ def _open_frames(path: str, size: tuple[int, int]) -> tuple[FramesAt, np.ndarray
             frames_at,
             times,
             backend,
-            [f"decoded with PyAV (decord could not open it: {_short(err)})", *notes],
+            [f"decoded with PyAV (decord failed on it: {first_line(err)})", *notes],
         )
 
     def frames_at(indices: list[int]) -> np.ndarray:
@@ -208,11 +208,6 @@ def _open_frames(path: str, size: tuple[int, int]) -> tuple[FramesAt, np.ndarray
 def _open_pyav(path: str, size: tuple[int, int]) -> tuple[FramesAt, np.ndarray, str, list[str]]:
     video = decode(path, size=size, backend="pyav")
     return (lambda indices: video.frames[indices]), video.timestamps, "pyav", video.notes
-
-
-def _short(err: Exception) -> str:
-    lines = str(err).strip().splitlines()
-    return (lines[0] if lines else type(err).__name__)[:160]
 
 
 def _constant_rate_order(times: np.ndarray, claimed_fps: float) -> tuple[np.ndarray, float, list[str]]:

@@ -7,6 +7,7 @@ which is often wrong for real-world files (missing frame counts, variable frame 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -121,8 +122,8 @@ def decode(
             return _checked(_decode_decord(path, size, max_frames), size)
         except Exception as err:  # decord raises its own DECORDError and sometimes plain RuntimeError
             if backend == "decord":
-                raise VideoError(f"decord cannot decode it ({_first_line(err)})") from None
-            errors.append(f"decord: {_first_line(err)}")
+                raise VideoError(f"decord cannot decode it ({first_line(err)})") from None
+            errors.append(f"decord: {first_line(err)}")
     try:
         video = _checked(_decode_pyav(path, size, max_frames), size)
     except VideoError as err:
@@ -132,9 +133,13 @@ def decode(
     return video
 
 
-def _first_line(err: Exception) -> str:
+_DECORD_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: (Error: )?")
+
+
+def first_line(err: Exception) -> str:
+    """The first line of an error, without decord's "[12:00:00] /src/file.cc:486: Error: " prefix."""
     text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
+    return _DECORD_PREFIX.sub("", text[0])[:200] if text else type(err).__name__
 
 
 def _decode_decord(path: str | Path, size: tuple[int, int] | None, max_frames: int | None) -> DecodedVideo:
