@@ -43,8 +43,9 @@ class Params(StrictModel):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     @model_validator(mode="after")
-    def _geometry_fits_the_autoencoder(self) -> Params:
+    def _sections_agree(self) -> Params:
         self.autoencoder.check_geometry(self.data)
+        self.sample.check_process(self.diffusion)
         return self
 
 

@@ -1,18 +1,22 @@
-"""Building, checkpointing and restoring the autoencoder's training state."""
+"""The autoencoder's training state (build, checkpoint, restore) and its per-worker training loop."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 from pvdm.config.autoencoder import AutoencoderConfig
 from pvdm.config.data import DataConfig
+from pvdm.config.runtime import RuntimeConfig
 from pvdm.models.autoencoder import TriplaneAutoencoder
 from pvdm.models.discriminator import VideoDiscriminator
 from pvdm.training.autoencoder_loss import PerceptualFn
-from pvdm.training.autoencoder_step import AutoencoderTrainState
+from pvdm.training.autoencoder_step import AutoencoderTrainState, autoencoder_train_step
 from pvdm.training.checkpoint import capture_rng_state, restore_rng_state
+from pvdm.training.loop import History, Metrics, TrainContext, per_rank_batch_size, run_steps, seed_everything
+from pvdm.training.schedule import global_batch_indices, rank_slice, step_generator
 
 
 def build_autoencoder(cfg: AutoencoderConfig, data: DataConfig) -> TriplaneAutoencoder:
@@ -79,3 +83,53 @@ def autoencoder_from_checkpoint(payload: dict[str, Any]) -> TriplaneAutoencoder:
     model = build_autoencoder(cfg, data)
     model.load_state_dict(payload["model"])
     return model.eval()
+
+
+def load_batch(dataset: Dataset, indices: list[int], device: torch.device) -> torch.Tensor:
+    return torch.stack([dataset[i] for i in indices]).to(device, non_blocking=True)
+
+
+def train_autoencoder(
+    cfg: AutoencoderConfig,
+    data: DataConfig,
+    runtime: RuntimeConfig,
+    dataset: Dataset,
+    ctx: TrainContext,
+    perceptual: PerceptualFn,
+) -> History:
+    """The per-worker loop of the `train_autoencoder` stage: resumes from ctx's latest checkpoint if any."""
+    seed_everything(runtime.seed)
+    state = build_autoencoder_state(cfg, data, perceptual, ctx.device)
+    history, start = History(), 0
+    payload = ctx.resume_payload()
+    if payload is not None:
+        start = restore_autoencoder_state(state, payload)
+        history.rows = list(payload.get("history", []))
+    state.model = ctx.prepare_model(state.model)
+    if state.discriminator is not None:
+        state.discriminator = ctx.prepare_model(state.discriminator)
+    t = cfg.train
+    per_rank = per_rank_batch_size(t.batch_size, ctx.world_size)
+
+    def step_fn(step: int) -> Metrics:
+        batch = global_batch_indices(len(dataset), per_rank * ctx.world_size, step, runtime.seed)
+        x = load_batch(dataset, rank_slice(batch, ctx.rank, ctx.world_size), ctx.device)
+        generator = step_generator(runtime.seed, step, ctx.rank)
+        return autoencoder_train_step(
+            state, x, cfg.loss, step, grad_clip=t.grad_clip, precision=runtime.precision, generator=generator
+        )
+
+    def checkpoint_fn(step: int, hist: History) -> dict[str, Any]:
+        return autoencoder_checkpoint(state, step, cfg, data) | {"history": hist.rows}
+
+    return run_steps(
+        ctx,
+        start,
+        t.steps,
+        step_fn,
+        checkpoint_fn,
+        checkpoint_every=t.checkpoint_every,
+        log_every=t.log_every,
+        history=history,
+        desc="train_autoencoder",
+    )

@@ -1,0 +1,145 @@
+"""The per-worker loops under LocalContext: checkpoints, history, resume after an interruption."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from pvdm.config.autoencoder import AELossConfig, AEModelConfig, AutoencoderConfig
+from pvdm.config.data import DataConfig
+from pvdm.config.diffusion import DiffusionConfig, DiffusionTrainConfig, UNetConfig
+from pvdm.config.runtime import RuntimeConfig
+from pvdm.config.training import TrainConfig
+from pvdm.data.latents import LatentPairDataset, LatentStore, write_latent_store
+from pvdm.models.latent import LatentShape
+from pvdm.training.autoencoder import train_autoencoder
+from pvdm.training.checkpoint import latest_checkpoint, load_checkpoint
+from pvdm.training.diffusion import diffusion_from_checkpoint, train_diffusion
+from pvdm.training.loop import LocalContext
+
+RUNTIME = RuntimeConfig(precision="fp32", seed=3)
+DATA = DataConfig(resolution=16, frames=4)
+LATENT = LatentShape(channels=2, frames=4, height=4, width=4)
+
+
+def ae_cfg(steps: int) -> AutoencoderConfig:
+    return AutoencoderConfig(
+        model=AEModelConfig(
+            width=16, heads=2, patch_size=4, encoder_depth=1, decoder_depth=1, projection_depth=1
+        ),
+        loss=AELossConfig(lpips_weight=0.0),
+        train=TrainConfig(steps=steps, batch_size=2, lr=1e-3, checkpoint_every=3, log_every=1),
+    )
+
+
+class Interrupt(Exception):
+    pass
+
+
+def interrupting(ctx: LocalContext, at_step: int) -> LocalContext:
+    """A context whose report raises after the checkpoint of `at_step` is written: a crash mid-run."""
+
+    def on_report(step: int, metrics: dict) -> None:
+        if step == at_step:
+            raise Interrupt
+
+    ctx.on_report = on_report
+    return ctx
+
+
+def clips(n: int = 5) -> TensorDataset:
+    g = torch.Generator().manual_seed(0)
+    return _Unwrap(TensorDataset(torch.rand(n, 3, 4, 16, 16, generator=g) * 2 - 1))
+
+
+class _Unwrap(torch.utils.data.Dataset):
+    def __init__(self, ds: TensorDataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.ds[i][0]
+
+
+def no_perceptual(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    raise AssertionError("lpips weight is 0")
+
+
+def test_autoencoder_loop_resumes_after_a_crash_to_the_same_weights(tmp_path: Path) -> None:
+    cfg = ae_cfg(steps=7)
+    straight = LocalContext(tmp_path / "straight")
+    train_autoencoder(cfg, DATA, RUNTIME, clips(), straight, no_perceptual)
+
+    crashed = interrupting(LocalContext(tmp_path / "crashed"), at_step=3)
+    with pytest.raises(Interrupt):
+        train_autoencoder(cfg, DATA, RUNTIME, clips(), crashed, no_perceptual)
+    assert latest_checkpoint(tmp_path / "crashed").name == "step_00000003.pt"
+    history = train_autoencoder(
+        cfg, DATA, RUNTIME, clips(), LocalContext(tmp_path / "crashed"), no_perceptual
+    )
+
+    a = load_checkpoint(latest_checkpoint(tmp_path / "straight"))
+    b = load_checkpoint(latest_checkpoint(tmp_path / "crashed"))
+    assert a["step"] == b["step"] == 7
+    for key, value in a["model"].items():
+        torch.testing.assert_close(value, b["model"][key], atol=1e-6, rtol=0, msg=key)
+    assert [r["step"] for r in history.rows] == [float(s) for s in range(1, 8)]  # curve survives the resume
+    assert len(list((tmp_path / "crashed").glob("step_*.pt"))) <= 2  # old checkpoints pruned
+
+
+def latent_store(tmp_path: Path, n: int = 6) -> Path:
+    g = np.random.default_rng(0)
+    latents = np.tanh(g.normal(size=(n, *LATENT.packed_shape))).astype(np.float16)
+    manifest = pd.DataFrame(
+        {
+            "clip_id": [f"c{i}" for i in range(n)],
+            "split": ["train"] * (n - 1) + ["test"],
+            "previous": [-1, 0, 1, -1, 3, 4],
+        }
+    )
+    return write_latent_store(tmp_path / "latents", latents, manifest, LATENT, autoencoder_sha256="0" * 64)
+
+
+def test_latent_store_round_trip_and_pairs(tmp_path: Path) -> None:
+    root = latent_store(tmp_path)
+    store = LatentStore(root)
+    assert len(store) == 6 and store.shape == LATENT and store.indices("test") == [5]
+    ds = LatentPairDataset(root, "train")
+    z, z_prev, has_prev = ds[2]
+    assert has_prev and torch.equal(z_prev, torch.from_numpy(np.asarray(store.latents[1], dtype=np.float32)))
+    z, z_prev, has_prev = ds[0]
+    assert not has_prev and not z_prev.any()
+    with pytest.raises(FileNotFoundError, match="not a latent store"):
+        LatentStore(tmp_path / "nothing")
+
+
+def test_diffusion_loop_trains_resumes_and_rebuilds_ema_model(tmp_path: Path) -> None:
+    cfg = DiffusionConfig(
+        unet=UNetConfig(model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2], num_heads=2, norm_groups=4),
+        train=DiffusionTrainConfig(steps=6, batch_size=3, lr=1e-3, checkpoint_every=2, log_every=2, ema_decay=0.9),
+    )  # fmt: skip
+    ds = LatentPairDataset(latent_store(tmp_path), "train")
+    crashed = interrupting(LocalContext(tmp_path / "ckpt"), at_step=4)
+    with pytest.raises(Interrupt):
+        train_diffusion(cfg, RUNTIME, ds, LATENT, crashed)
+    train_diffusion(cfg, RUNTIME, ds, LATENT, LocalContext(tmp_path / "ckpt"))
+    train_diffusion(cfg, RUNTIME, ds, LATENT, LocalContext(tmp_path / "straight"))
+    a = load_checkpoint(latest_checkpoint(tmp_path / "ckpt"))
+    b = load_checkpoint(latest_checkpoint(tmp_path / "straight"))
+    for key, value in a["ema"]["shadow"].items():
+        torch.testing.assert_close(value, b["ema"]["shadow"][key], atol=1e-6, rtol=0, msg=key)
+    trained = diffusion_from_checkpoint(a)
+    assert trained.latent_shape == LATENT
+    for name, value in trained.model.state_dict().items():
+        torch.testing.assert_close(value, a["ema"]["shadow"][name], msg=name)
+    # sampling uses the average, not the last raw weights
+    assert any(
+        not torch.equal(v, a["model"][k]) for k, v in a["ema"]["shadow"].items() if v.is_floating_point()
+    )
