@@ -12,7 +12,7 @@ from pvdm.config.base import ConfigError, StrictModel, load_yaml, validate_secti
 from pvdm.config.data import DataConfig
 from pvdm.config.diffusion import DiffusionConfig
 from pvdm.config.evaluate import EvaluateConfig
-from pvdm.config.preprocess import PreprocessConfig
+from pvdm.config.preprocess import IngestConfig, PreprocessConfig
 from pvdm.config.runtime import RuntimeConfig
 from pvdm.config.sample import SampleConfig
 
@@ -22,6 +22,7 @@ __all__ = [
     "DataConfig",
     "DiffusionConfig",
     "EvaluateConfig",
+    "IngestConfig",
     "Params",
     "PreprocessConfig",
     "RuntimeConfig",
@@ -36,6 +37,7 @@ class Params(StrictModel):
 
     data: DataConfig = Field(default_factory=DataConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
     diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)

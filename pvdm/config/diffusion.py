@@ -1,9 +1,99 @@
-"""`diffusion` section (being written for issue 2)."""
+"""`diffusion`: the triplane UNet, the noise process and the diffusion training.
+
+Defaults are the official PVDM hyperparameters (configs/latent-diffusion/base.yaml of the paper's code):
+UNet 256 channels, mult [1, 2, 4, 4], 2 res blocks, attention at downsample factors [4, 2, 1], 8 heads,
+scale-shift norm; T = 1000 with betas 0.0015 -> 0.0195; eps prediction, x0 clipped; AdamW lr 1e-4, batch 64,
+EMA 0.9999; condition probability lambda 0.3 (UCF-101; 0.2 for SkyTimelapse).
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field, model_validator
+
 from pvdm.config.base import StrictModel
+from pvdm.config.training import TrainConfig
+
+
+class UNetConfig(StrictModel):
+    model_channels: int = Field(256, ge=1, description="channels at the first level")
+    channel_mult: list[int] = Field(
+        default_factory=lambda: [1, 2, 4, 4], min_length=1, description="channel multiplier per level"
+    )
+    num_res_blocks: int = Field(2, ge=1, description="res blocks per level on the way down")
+    attention_resolutions: list[int] = Field(
+        default_factory=lambda: [4, 2, 1],
+        description="downsample factors (1 = full plane size) whose blocks end with joint triplane attention",
+    )
+    mid_attention: bool = Field(True, description="joint attention in the middle block")
+    num_heads: int = Field(8, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    use_scale_shift_norm: bool = Field(
+        True, description="FiLM: norm(h) * (1 + scale) + shift from the time embedding"
+    )
+    norm_groups: int = Field(
+        32, ge=1, description="GroupNorm groups (reduced to gcd(groups, channels) where needed)"
+    )
+    plane_embedding: bool = Field(
+        True,
+        description="learned per-plane vector added to the time embedding: tells the shared UNet which plane",
+    )
+    activation_checkpointing: bool = Field(False, description="recompute block activations in backward")
+
+    @model_validator(mode="after")
+    def _shapes_are_consistent(self) -> UNetConfig:
+        if any(m < 1 for m in self.channel_mult):
+            raise ValueError(f"channel_mult entries must be >= 1 (got {self.channel_mult})")
+        for mult in self.channel_mult:
+            if (self.model_channels * mult) % self.num_heads:
+                raise ValueError(
+                    f"num_heads ({self.num_heads}) must divide every level's channels "
+                    f"(model_channels {self.model_channels} x mult {mult})"
+                )
+        factors = [2**level for level in range(len(self.channel_mult))]
+        bad = [r for r in self.attention_resolutions if r not in factors]
+        if bad:
+            raise ValueError(
+                f"attention_resolutions {bad} are not downsample factors of this UNet ({factors})"
+            )
+        return self
+
+
+class ProcessConfig(StrictModel):
+    timesteps: int = Field(1000, ge=1, description="T: length of the forward noising chain")
+    schedule: Literal["linear", "cosine"] = Field(
+        "linear", description="linear: linear in sqrt(beta) (LDM/PVDM convention); cosine: Nichol & Dhariwal"
+    )
+    beta_start: float = Field(0.0015, gt=0.0, lt=1.0)
+    beta_end: float = Field(0.0195, gt=0.0, lt=1.0)
+    prediction: Literal["eps"] = Field("eps", description="what the network predicts")
+    clip_x0: bool = Field(True, description="clip predicted x0 to the latent bound [-1, 1] while sampling")
+
+    @model_validator(mode="after")
+    def _betas_increase(self) -> ProcessConfig:
+        if self.beta_end < self.beta_start:
+            raise ValueError(f"beta_end ({self.beta_end}) must be >= beta_start ({self.beta_start})")
+        return self
+
+
+class DiffusionTrainConfig(TrainConfig):
+    batch_size: int = Field(64, ge=1, description="clips per optimizer step, summed over all workers")
+    betas: list[float] = Field(default_factory=lambda: [0.9, 0.999], min_length=2, max_length=2)
+    grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 disables clipping")
+    ema_decay: float = Field(0.9999, ge=0.0, le=1.0)
+    ema_warmup: bool = Field(
+        True, description="use min(decay, (1 + n) / (10 + n)) after n updates, so early EMA tracks the model"
+    )
+    cond_prob: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="lambda: chance a sample is conditioned on its previous clip's latent",
+    )
 
 
 class DiffusionConfig(StrictModel):
-    pass
+    unet: UNetConfig = Field(default_factory=UNetConfig)
+    process: ProcessConfig = Field(default_factory=ProcessConfig)
+    train: DiffusionTrainConfig = Field(default_factory=DiffusionTrainConfig)

@@ -1,9 +1,27 @@
-"""`evaluate` section (being written for issue 5)."""
+"""`evaluate`: FVD protocols (StyleGAN-V / PVDM) and the autoencoder's reconstruction metrics."""
 
 from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
 
 from pvdm.config.base import StrictModel
 
 
 class EvaluateConfig(StrictModel):
-    pass
+    fvd_num_real: int = Field(2048, ge=2, description="real clips for fvd_16 (StyleGAN-V protocol: 2048)")
+    fvd_num_fake: int = Field(
+        2048, ge=2, description="generated clips for fvd_16 (StyleGAN-V protocol: 2048)"
+    )
+    fvd_frames: int = Field(16, ge=8, description="consecutive frames per clip for fvd_16")
+    fvd_long_frames: int = Field(128, ge=8, description="frames per clip for fvd_long (the paper's FVD128)")
+    fvd_long_num: int = Field(2048, ge=2, description="real and generated clips for fvd_long")
+    real_split: Literal["train", "test"] = Field("test", description="split the real clips come from")
+    recon_num_clips: int = Field(64, ge=2, description="held-out clips for PSNR / SSIM / LPIPS / R-FVD")
+    lpips_net: Literal["vgg", "alex"] = "vgg"
+    batch_size: int = Field(8, ge=1, description="clips per I3D forward pass")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    cache_real_stats: bool = Field(
+        True, description="reuse real-side I3D statistics keyed by data hash + protocol"
+    )

@@ -17,3 +17,9 @@ class RuntimeConfig(StrictModel):
     )
     num_workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel replicas)")
     use_gpu: bool = False
+    cpus_per_worker: int = Field(
+        0, ge=0, description="CPU cores per Ray worker (torch threads); 0: this machine's cores / num_workers"
+    )
+
+    def worker_cpus(self, machine_cores: int) -> int:
+        return self.cpus_per_worker or max(1, machine_cores // self.num_workers)

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
+from pvdm.data.clips import ClipStore, to_model_tensor
 from pvdm.models.latent import LatentShape
 
 
@@ -90,3 +93,30 @@ class LatentPairDataset(Dataset):
         if j < 0:
             return z, torch.zeros_like(z), False
         return z, torch.from_numpy(np.array(self.store.latents[j], dtype=np.float32)), True
+
+
+@torch.no_grad()
+def encode_clip_store(
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    store: ClipStore,
+    *,
+    batch_size: int,
+    device: torch.device,
+    progress: bool = True,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Encode every clip once: (packed latents float16 (N, C, L), manifest with split and previous row)."""
+    out = []
+    for start in tqdm(range(0, len(store), batch_size), desc="cache_latents", disable=not progress):
+        batch = torch.stack(
+            [to_model_tensor(store[i]) for i in range(start, min(start + batch_size, len(store)))]
+        )
+        out.append(encode(batch.to(device)).float().cpu().numpy().astype(np.float16))
+    previous = [store.previous_clip(i) for i in range(len(store))]
+    manifest = pd.DataFrame(
+        {
+            "clip_id": store.manifest["clip_id"].to_numpy(),
+            "split": store.manifest["split"].to_numpy(),
+            "previous": [-1 if p is None else p for p in previous],
+        }
+    )
+    return np.concatenate(out), manifest

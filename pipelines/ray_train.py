@@ -1,0 +1,115 @@
+"""Run a pvdm per-worker training loop on Ray Train (TorchTrainer).
+
+Locally Ray starts itself; with RAY_ADDRESS set, `ray.init()` joins that cluster. Workers and GPU use come from
+params (`runtime.num_workers`, `runtime.use_gpu`). Checkpoints go through `ray.train.report` into
+`storage_path/name`; re-running with the same (storage_path, name) after a crash or a SIGKILL resumes from the
+latest reported checkpoint (Ray Train v2's job-level restoration), and FailureConfig retries worker failures.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.train
+import ray.train.torch
+import torch
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from pvdm.config import RuntimeConfig
+from pvdm.training.checkpoint import load_checkpoint, save_checkpoint
+from pvdm.training.loop import Metrics
+
+CHECKPOINT_FILE = "checkpoint.pt"
+WorkerFn = Callable[["RayContext", dict[str, Any]], None]
+
+
+class RayContext:
+    """pvdm's TrainContext on a Ray Train worker. Rank 0 also forwards metrics to `log_metrics` (MLflow)."""
+
+    def __init__(
+        self, log_metrics: Callable[[Metrics, int], None] | None = None, torch_threads: int = 0
+    ) -> None:
+        ctx = ray.train.get_context()
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        self.rank, self.world_size = ctx.get_world_rank(), ctx.get_world_size()
+        self.device = ray.train.torch.get_device()
+        self._log_metrics = log_metrics if self.rank == 0 else None
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return ray.train.torch.prepare_model(model)  # moves to the device; DDP when world_size > 1
+
+    def resume_payload(self) -> dict[str, Any] | None:
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as folder:
+            return load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+
+    def report(self, step: int, metrics: Metrics, payload: dict[str, Any] | None) -> None:
+        metrics = {**metrics, "step": step}
+        if self._log_metrics is not None:
+            self._log_metrics(metrics, step)
+        if payload is None:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            save_checkpoint(Path(folder) / CHECKPOINT_FILE, payload)
+            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder))
+
+
+def init_ray(temp_dir: str | None = None) -> None:
+    """Join RAY_ADDRESS if set, else start a local Ray sized to this machine."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=True)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=True, _temp_dir=temp_dir)
+
+
+def fit(
+    train_loop: Callable[[dict[str, Any]], None],
+    loop_config: dict[str, Any],
+    runtime: RuntimeConfig,
+    *,
+    name: str,
+    storage_path: Path,
+    max_failures: int = 2,
+) -> ray.train.Result:
+    """Run `train_loop(loop_config)` on `runtime.num_workers` workers; returns Ray's Result (latest checkpoint)."""
+    init_ray()
+    # Ray gives each worker OMP_NUM_THREADS=1 by default: on CPU that wastes all but one core per worker.
+    cpus = runtime.worker_cpus(int(ray.cluster_resources().get("CPU", 1)))
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={**loop_config, "torch_threads": cpus},
+        scaling_config=ScalingConfig(
+            num_workers=runtime.num_workers,
+            use_gpu=runtime.use_gpu,
+            resources_per_worker={"CPU": cpus, **({"GPU": 1} if runtime.use_gpu else {})},
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=str(Path(storage_path).resolve())
+            if "://" not in str(storage_path)
+            else str(storage_path),
+            failure_config=FailureConfig(max_failures=max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    return trainer.fit()
+
+
+def final_payload(result: ray.train.Result) -> dict[str, Any]:
+    if result.checkpoint is None:
+        raise RuntimeError("training finished without a checkpoint")
+    with result.checkpoint.as_directory() as folder:
+        return load_checkpoint(Path(folder) / CHECKPOINT_FILE)

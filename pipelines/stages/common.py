@@ -1,0 +1,78 @@
+"""What every stage script shares: the fixed paths of dvc.yaml, params loading, JSON/CSV outputs."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pvdm.config import ConfigError, Params, load_params
+
+ROOT = Path(__file__).resolve().parents[2]
+RAW = ROOT / "data" / "raw"
+CLIPS = ROOT / "data" / "clips"
+LATENTS = ROOT / "data" / "latents"
+MODELS = ROOT / "data" / "models"
+SAMPLES = ROOT / "data" / "samples"
+REPORTS = ROOT / "data" / "reports"
+METRICS = ROOT / "metrics"
+PLOTS = ROOT / "plots"
+RAY_STORAGE = ROOT / "data" / "ray"  # not a DVC out: survives a failed stage so the rerun resumes
+
+log = logging.getLogger("pvdm")
+
+
+def run_stage(main: Callable[[Params], None]) -> None:
+    """Load and validate params.yaml before any work; a bad value is one line naming the key, exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("great_expectations", "alembic", "mlflow.store"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        params = load_params(ROOT / "params.yaml")
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    main(params)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
+    """A training curve as CSV (step first), the format `dvc plots show` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = ["step", *sorted({k for r in rows for k in r} - {"step"})]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (int(v) if k == "step" else v) for k, v in row.items()})
+
+
+def run_name(stage: str, section: dict[str, Any], *inputs: Path) -> str:
+    """Ray run name: the same params and inputs resume the same run after a crash; anything else starts fresh."""
+    h = hashlib.sha256(json.dumps(section, sort_keys=True).encode())
+    for path in inputs:
+        h.update(path.read_bytes())
+    return f"{stage}-{h.hexdigest()[:12]}"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def inference_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """A training checkpoint without optimizer, discriminator and RNG state: what sampling and evaluation need."""
+    drop = {"optimizer", "disc_optimizer", "discriminator", "rng"}
+    return {k: v for k, v in payload.items() if k not in drop}

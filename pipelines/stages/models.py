@@ -1,0 +1,28 @@
+"""Model export shared by the training stages: the DVC out file and the MLflow registered model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pytorch
+import torch
+
+from pipelines.stages.common import inference_payload
+from pvdm.training.checkpoint import save_checkpoint
+
+PIP_REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}", "einops", "pvdm"]
+
+
+def export_model(payload: dict[str, Any], path: Path, model: torch.nn.Module, registered_name: str) -> None:
+    """Write the inference checkpoint (a DVC out), log it, and register the model in MLflow."""
+    save_checkpoint(path, inference_payload(payload))
+    mlflow.log_artifact(str(path), artifact_path="checkpoint")
+    mlflow.pytorch.log_model(
+        model.cpu().eval(),
+        name=registered_name,
+        registered_model_name=registered_name,
+        serialization_format="pickle",
+        pip_requirements=PIP_REQUIREMENTS,
+    )

@@ -1,0 +1,131 @@
+"""MLflow tracking for the stages: one run per stage, nested under one parent run per pipeline execution.
+
+Default store: SQLite in the project (`mlflow.db`, artifacts in `mlartifacts/`), nothing to start;
+`MLFLOW_TRACKING_URI` points at a server instead. A pipeline execution is identified by `PVDM_PIPELINE_ID`
+(set by `make demo` and the Prefect flow) or, for a plain `dvc repro`, by the git commit plus the params
+file, so the stages of one repro land under the same parent and two executions compare side by side.
+Secrets never reach MLflow: params come from params.yaml only, and credential-like keys are dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import yaml
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENT = os.environ.get("PVDM_EXPERIMENT", "pvdm")
+SECRET_WORDS = ("secret", "password", "token", "access_key", "credential")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def configure(root: Path = ROOT) -> str:
+    """Point MLflow at the project's SQLite store unless MLFLOW_TRACKING_URI is set; returns the URI."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        local = uri.startswith("sqlite:") or uri.startswith("file:")
+        location = (root / "mlartifacts").as_uri() if local else None
+        with contextlib.suppress(mlflow.exceptions.MlflowException):  # another stage created it first
+            mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    mlflow.set_experiment(EXPERIMENT)
+    return uri
+
+
+def git_commit(root: Path = ROOT) -> str:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def pipeline_id(root: Path = ROOT) -> str:
+    if os.environ.get("PVDM_PIPELINE_ID"):
+        return os.environ["PVDM_PIPELINE_ID"]
+    params = (root / "params.yaml").read_bytes() if (root / "params.yaml").is_file() else b""
+    return hashlib.sha256(git_commit(root).encode() + params).hexdigest()[:12]
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; credential-like keys are dropped."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if any(word in name.lower() for word in SECRET_WORDS):
+            continue
+        if isinstance(value, Mapping):
+            out |= flatten(value, f"{name}.")
+        else:
+            out[name] = value
+    return out
+
+
+def dvc_lineage(deps: list[str], root: Path = ROOT) -> dict[str, str]:
+    """DVC's recorded md5 of each dependency that an upstream stage produced (from dvc.lock)."""
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return {}
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    hashes = {}
+    for stage in stages.values():
+        for out in stage.get("outs", []):
+            if out.get("path") in deps:
+                hashes[f"dvc.{out['path']}"] = out.get("md5", "")
+    return hashes
+
+
+def parent_run_id(pid: str) -> str:
+    """The parent run of this pipeline execution, created on first use."""
+    client = MlflowClient()
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    found = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`pvdm.pipeline_id` = '{pid}' and tags.`pvdm.kind` = 'pipeline'",
+    )
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(
+        experiment.experiment_id,
+        run_name=f"pipeline-{pid}",
+        tags={"pvdm.pipeline_id": pid, "pvdm.kind": "pipeline", "pvdm.git_commit": git_commit()},
+    )
+    return run.info.run_id
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, params: Mapping[str, Any], deps: list[str]) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run for one stage with its params, lineage and tags; nested under the pipeline's parent."""
+    configure()
+    pid = pipeline_id()
+    tags = {
+        "mlflow.parentRunId": parent_run_id(pid),
+        "pvdm.pipeline_id": pid,
+        "pvdm.stage": stage,
+        "pvdm.kind": "stage",
+        "pvdm.git_commit": git_commit(),
+        **dvc_lineage(deps),
+    }
+    with mlflow.start_run(run_name=stage, tags=tags) as run:
+        mlflow.log_params(flatten(params))
+        yield run
+
+
+def mlflow_metric_logger(tracking_uri: str, run_id: str) -> Callable[[dict[str, float], int], None]:
+    """For a Ray worker (another process): log step metrics into the stage's run through the client API."""
+    client = MlflowClient(tracking_uri)
+
+    def log(metrics: dict[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if k != "step"]
+        client.log_batch(run_id, metrics=batch)
+
+    return log
