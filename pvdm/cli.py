@@ -20,3 +20,6 @@ from pvdm.data.cli import inspect, preprocess, synth  # noqa: E402
 main.add_command(synth)
 main.add_command(preprocess)
 main.add_command(inspect)
+from pvdm.sample_cli import sample  # noqa: E402
+
+main.add_command(sample)

@@ -26,6 +26,7 @@ class SampleConfig(StrictModel):
     batch_size: int = Field(8, ge=1)
     seed: int = Field(0, ge=0)
     use_ema: bool = Field(True, description="sample with the EMA weights")
+    fps: float = Field(8.0, gt=0, description="frame rate of the written mp4/gif files")
 
     def check_process(self, diffusion: DiffusionConfig) -> None:
         """The cross-section rule: the sampler can only visit timesteps the model was trained on."""

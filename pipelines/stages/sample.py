@@ -1,0 +1,62 @@
+"""DVC stage `sample`: trained models -> data/samples/ (16-frame clips and long videos as mp4, preview gifs)."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import torch
+
+from pipelines.stages.common import MODELS, SAMPLES, run_stage
+from pipelines.tracking import stage_run
+from pvdm.config import Params
+from pvdm.data.clips import from_model_tensor
+from pvdm.data.video import write_gif, write_video
+from pvdm.sampling import VideoModel, make_generator, sample_clips, sample_long_videos
+from pvdm.training.precision import resolve_device
+
+PREVIEW = 8  # videos side by side in a preview gif
+
+
+def write_all(videos: torch.Tensor, folder, stem: str, fps: float) -> list[np.ndarray]:
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = [from_model_tensor(v) for v in videos]
+    for i, f in enumerate(frames):
+        write_video(folder / f"{stem}_{i:04d}.mp4", f, fps)
+    return frames
+
+
+def preview(frames: list[np.ndarray]) -> np.ndarray:
+    """Up to PREVIEW videos side by side: (T, H, k*W, 3)."""
+    return np.concatenate(frames[:PREVIEW], axis=2)
+
+
+def main(params: Params) -> None:
+    cfg = params.sample
+    with stage_run(
+        "sample",
+        {"sample": cfg.model_dump()},
+        deps=["data/models/autoencoder.pt", "data/models/diffusion.pt"],
+    ):
+        device = resolve_device(params.runtime.device)
+        model = VideoModel.load(
+            MODELS / "autoencoder.pt", MODELS / "diffusion.pt", device, use_ema=cfg.use_ema
+        )
+        generator = make_generator(device, cfg.seed)
+        clips = write_all(
+            sample_clips(model, cfg.num_videos, cfg, generator), SAMPLES / "clips", "sample", cfg.fps
+        )
+        long_frames = cfg.long_clips * model.clip_frames
+        longs = sample_long_videos(model, cfg.num_long_videos, long_frames, cfg, generator)
+        longs = write_all(longs, SAMPLES / "long", "long", cfg.fps)
+        if clips:
+            write_gif(SAMPLES / "preview.gif", preview(clips), cfg.fps)
+        if longs:
+            write_gif(SAMPLES / "long_preview.gif", preview(longs), cfg.fps)
+        mlflow.log_artifacts(str(SAMPLES), artifact_path="samples")
+        mlflow.log_metrics(
+            {"num_videos": len(clips), "num_long_videos": len(longs), "long_frames": long_frames}
+        )
+
+
+if __name__ == "__main__":
+    run_stage(main)
