@@ -123,8 +123,10 @@ def wait_http(url: str, proc: subprocess.Popen, log_path: Path, timeout: float) 
 
 
 def is_same_process(pid: int, create_time: float) -> bool:
+    """Whether `pid` still runs the process started at `create_time` (a zombie has ended: it only awaits a reaper)."""
     try:
-        return abs(psutil.Process(pid).create_time() - create_time) < 0.01
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - create_time) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
 

@@ -138,7 +138,14 @@ def test_rayjob_trains_a_training_stage(rayjob: dict) -> None:
     if not dvc_yaml.exists():
         pytest.skip("dvc.yaml not written yet: stage names checked against DESIGN.md only")
     assert stages <= set(_yaml(dvc_yaml)["stages"])
-    assert (ROOT / "params" / "pvdm-l.yaml").exists()
+
+
+def test_rayjob_preset_exists(rayjob: dict) -> None:
+    words = _entrypoint_words(rayjob)
+    (preset,) = [w for w in words if w.startswith("params/")]
+    if not (ROOT / "params").is_dir():
+        pytest.skip("params/ presets not written yet")
+    assert (ROOT / preset).is_file(), preset
 
 
 def test_one_image_and_no_literal_secrets(rayjob: dict, cluster: dict) -> None:

@@ -32,10 +32,12 @@ def _read_env(path: Path) -> dict[str, str]:
 
 
 def _group(pgid: int) -> list[int]:
+    """Live members of a process group (a zombie has exited; it only waits for a parent to reap it)."""
+
     def member(proc: psutil.Process) -> bool:
         try:
-            return os.getpgid(proc.pid) == pgid
-        except ProcessLookupError:
+            return os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE
+        except (ProcessLookupError, psutil.Error):
             return False
 
     return [p.pid for p in psutil.process_iter() if member(p)]
