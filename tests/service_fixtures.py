@@ -181,10 +181,11 @@ def _run_postgres(bindir: Path, base: Path, account: dict) -> Iterator[PostgresS
     if account:
         for path in (base, base / "pwfile", base / "sock"):
             shutil.chown(path, account["user"], account["group"])
-    initdb = [str(bindir / "initdb"), "-D", str(base / "data"), "-U", server.user, "--pwfile", str(base / "pwfile")]
+    data, pwfile, sock = str(base / "data"), str(base / "pwfile"), str(base / "sock")
+    initdb = [str(bindir / "initdb"), "-D", data, "-U", server.user, "--pwfile", pwfile]
     initdb += ["--auth-host=scram-sha-256", "--auth-local=trust", "--encoding=UTF8", "--no-sync"]
     subprocess.run(initdb, check=True, capture_output=True, timeout=120, **account)
-    argv = [str(bindir / "postgres"), "-D", str(base / "data"), "-p", str(server.port), "-k", str(base / "sock")]
+    argv = [str(bindir / "postgres"), "-D", data, "-p", str(server.port), "-k", sock]
     argv += ["-c", f"listen_addresses={HOST}", "-c", "fsync=off", "-c", "full_page_writes=off"]
     log = base / "postgres.log"
     with open(log, "wb") as out:
