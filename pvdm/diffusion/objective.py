@@ -1,0 +1,69 @@
+"""The training objective: eps-prediction MSE with PVDM's joint conditional / unconditional condition.
+
+Paper section 3.3: one network learns p(z) and p(z^2 | z^1) together,
+    E[ lambda * ||eps - eps_theta(z_t^2, z_0^1, t)||^2 + (1 - lambda) * ||eps - eps_theta(z_t^2, 0, t)||^2 ],
+estimated here per sample: with probability lambda (cond_prob) a sample is conditioned on its previous clip's
+clean latent, otherwise on the null (all-zero) condition. A sample with no previous clip always gets the null one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from pvdm.diffusion.schedule import NoiseSchedule
+
+# eps_theta(z_t, t, cond): (B, C, L), (B,), (B, C, L) -> (B, C, L)
+DenoiserFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+def q_sample(z0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
+    """Draw z_t ~ q(z_t | z_0) = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps (Ho et al. 2020, eq. 4)."""
+    abar = schedule.abar_at(t, z0)
+    return abar.sqrt() * z0 + (1 - abar).sqrt() * noise
+
+
+def draw(
+    shape: tuple[int, ...],
+    generator: torch.Generator,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Standard normal noise from `generator` (drawn on its device, so a CPU generator can seed CUDA runs)."""
+    return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+
+
+def choose_conditions(
+    z_prev: torch.Tensor | None,
+    has_prev: torch.Tensor | None,
+    batch: int,
+    cond_prob: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Per-sample condition: z_prev with probability cond_prob where a previous clip exists, else zeros.
+
+    Returns (cond (B, C, L) or None when no sample is conditioned, use_prev (B,) bool).
+    """
+    coin = torch.rand(batch, generator=generator, device=generator.device) < cond_prob
+    if z_prev is None:
+        return None, torch.zeros(batch, dtype=torch.bool)
+    use_prev = coin.cpu() if has_prev is None else coin.cpu() & has_prev.bool().cpu()
+    mask = use_prev.to(z_prev.device, z_prev.dtype).reshape(-1, 1, 1)
+    return z_prev * mask, use_prev
+
+
+def eps_loss(
+    model: DenoiserFn,
+    z0: torch.Tensor,
+    cond: torch.Tensor | None,
+    schedule: NoiseSchedule,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Ho et al. 2020, Alg. 1 (L_simple): t ~ U{0..T-1}, eps ~ N(0, I), MSE(eps, eps_theta(z_t, t, cond))."""
+    t = torch.randint(0, schedule.num_timesteps, (z0.shape[0],), generator=generator, device=generator.device)
+    t = t.to(z0.device)
+    noise = draw(tuple(z0.shape), generator, z0.device, z0.dtype)
+    pred = model(q_sample(z0, t, noise, schedule), t, cond)
+    return F.mse_loss(pred.float(), noise.float())

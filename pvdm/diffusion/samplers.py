@@ -1,0 +1,185 @@
+"""Samplers for eps-prediction models: small pure functions with one shared signature.
+
+    sample_fn(model_fn, shape, schedule, *, steps, generator, eta=0.0, x_T=None, clip_x0=True, progress=False)
+        -> x_0 (shape)
+
+model_fn(x_t (B, ...), t (B,) long) -> eps (B, ...) already includes the condition and any guidance (`guided`).
+A sampler visits `steps` of the T training timesteps, evenly strided and always starting at T - 1
+(`sampling_timesteps`); the chain ends at t = -1, where abar = 1, so the last step returns the predicted x_0.
+Every random draw comes from `generator`, on the generator's device: the same seed gives the same sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from pvdm.diffusion.objective import DenoiserFn, draw
+from pvdm.diffusion.schedule import NoiseSchedule
+
+ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LATENT_BOUND = 1.0  # the autoencoder's latents are tanh outputs, so x_0 lies in [-1, 1]
+
+
+class SampleFn(Protocol):
+    def __call__(
+        self,
+        model_fn: ModelFn,
+        shape: tuple[int, ...],
+        schedule: NoiseSchedule,
+        *,
+        steps: int,
+        generator: torch.Generator,
+        eta: float = 0.0,
+        x_T: torch.Tensor | None = None,
+        clip_x0: bool = True,
+        progress: bool = False,
+    ) -> torch.Tensor: ...
+
+
+def guided(model: DenoiserFn, cond: torch.Tensor | None, w: float = 1.0) -> ModelFn:
+    """Classifier-free guidance (Ho & Salimans 2022): eps = eps_uncond + w * (eps_cond - eps_uncond).
+
+    cond None means unconditional (the null, all-zero condition). w = 1 is the plain conditional model and
+    skips the unconditional pass; w = 0 ignores the condition.
+    """
+    if cond is None:
+        return lambda x, t: model(x, t, torch.zeros_like(x))
+    if w == 1.0:
+        return lambda x, t: model(x, t, cond)
+
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        eps_cond, eps_uncond = model(x, t, cond), model(x, t, torch.zeros_like(cond))
+        return eps_uncond + w * (eps_cond - eps_uncond)
+
+    return eps
+
+
+def sampling_timesteps(num_timesteps: int, steps: int) -> list[int]:
+    """Descending timesteps t_i = ceil((i + 1) * T / steps) - 1: T - 1 first, every one when steps == T."""
+    if not 1 <= steps <= num_timesteps:
+        raise ValueError(f"steps must be in [1, {num_timesteps}] (got {steps})")
+    return [math.ceil((i + 1) * num_timesteps / steps) - 1 for i in reversed(range(steps))]
+
+
+def predict_x0(x: torch.Tensor, eps: torch.Tensor, abar: float, clip: bool) -> torch.Tensor:
+    """x_0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar), inverting q(x_t | x_0); optionally clipped to the bound."""
+    x0 = (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
+    return x0.clamp(-LATENT_BOUND, LATENT_BOUND) if clip else x0
+
+
+def eps_from_x0(x: torch.Tensor, x0: torch.Tensor, abar: float) -> torch.Tensor:
+    """The eps consistent with (x_t, x_0): used after clipping, so the step stays on q's marginals."""
+    return (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
+
+
+def ddpm_step(
+    x: torch.Tensor, eps: torch.Tensor, abar: float, abar_prev: float, noise: torch.Tensor, clip_x0: bool
+) -> torch.Tensor:
+    """One ancestral step x_t -> x_s (s < t), from the posterior q(x_s | x_t, x_0) (Ho et al. 2020, eqs. 6-7).
+
+    beta = 1 - abar_t / abar_s is the step's effective beta (the schedule's beta_t when s = t - 1);
+    mean = sqrt(abar_s) beta / (1 - abar_t) x_0 + sqrt(1 - beta) (1 - abar_s) / (1 - abar_t) x_t,
+    var = beta (1 - abar_s) / (1 - abar_t)  (beta-tilde, as in the official PVDM code).
+    """
+    x0 = predict_x0(x, eps, abar, clip_x0)
+    beta = 1 - abar / abar_prev
+    coef_x0 = math.sqrt(abar_prev) * beta / (1 - abar)
+    coef_xt = math.sqrt(1 - beta) * (1 - abar_prev) / (1 - abar)
+    var = beta * (1 - abar_prev) / (1 - abar)
+    return coef_x0 * x0 + coef_xt * x + math.sqrt(var) * noise
+
+
+def ddim_step(
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    abar: float,
+    abar_prev: float,
+    noise: torch.Tensor,
+    eta: float,
+    clip_x0: bool,
+) -> torch.Tensor:
+    """One DDIM step x_t -> x_s (Song et al. 2021, eq. 12, with sigma from eq. 16 scaled by eta):
+
+    x_s = sqrt(abar_s) x_0 + sqrt(1 - abar_s - sigma^2) eps + sigma z,
+    sigma = eta * sqrt((1 - abar_s) / (1 - abar_t)) * sqrt(1 - abar_t / abar_s).
+    """
+    x0 = predict_x0(x, eps, abar, clip_x0)
+    if clip_x0:
+        eps = eps_from_x0(x, x0, abar)
+    sigma = eta * math.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
+    direction = math.sqrt(max(1 - abar_prev - sigma**2, 0.0))
+    return math.sqrt(abar_prev) * x0 + direction * eps + sigma * noise
+
+
+def _run_chain(model_fn, shape, schedule, steps, generator, x_T, progress, step_fn) -> torch.Tensor:
+    """The loop both samplers share: x_T ~ N(0, I), then step_fn(x, eps, abar_t, abar_prev, noise) per timestep."""
+    device = x_T.device if x_T is not None else generator.device
+    x = x_T if x_T is not None else draw(tuple(shape), generator, device)
+    ts = sampling_timesteps(schedule.num_timesteps, steps)
+    for t, t_prev in tqdm(list(zip(ts, [*ts[1:], -1], strict=True)), disable=not progress, desc="sampling"):
+        t_batch = torch.full((x.shape[0],), t, device=device, dtype=torch.long)
+        eps = model_fn(x, t_batch).to(x.dtype)
+        noise = draw(tuple(x.shape), generator, device, x.dtype) if t_prev >= 0 else torch.zeros_like(x)
+        x = step_fn(x, eps, schedule.abar(t), schedule.abar(t_prev), noise)
+    return x
+
+
+@torch.no_grad()
+def ddpm_sample(
+    model_fn: ModelFn,
+    shape: tuple[int, ...],
+    schedule: NoiseSchedule,
+    *,
+    steps: int,
+    generator: torch.Generator,
+    eta: float = 0.0,
+    x_T: torch.Tensor | None = None,
+    clip_x0: bool = True,
+    progress: bool = False,
+) -> torch.Tensor:
+    """DDPM ancestral sampling, Ho et al. 2020, Alg. 2, in the posterior-mean form (so x_0 can be clipped).
+
+    With steps < T it runs on the strided timesteps with each step's effective beta (Nichol & Dhariwal's
+    respacing). `eta` is accepted for the shared signature and ignored: ancestral noise is fixed (DDIM eta = 1).
+    """
+    del eta
+
+    def step(x, eps, abar, abar_prev, noise):
+        return ddpm_step(x, eps, abar, abar_prev, noise, clip_x0)
+
+    return _run_chain(model_fn, shape, schedule, steps, generator, x_T, progress, step)
+
+
+@torch.no_grad()
+def ddim_sample(
+    model_fn: ModelFn,
+    shape: tuple[int, ...],
+    schedule: NoiseSchedule,
+    *,
+    steps: int,
+    generator: torch.Generator,
+    eta: float = 0.0,
+    x_T: torch.Tensor | None = None,
+    clip_x0: bool = True,
+    progress: bool = False,
+) -> torch.Tensor:
+    """DDIM sampling, Song et al. 2021, eq. 12: deterministic for eta = 0, DDPM's posterior noise for eta = 1."""
+
+    def step(x, eps, abar, abar_prev, noise):
+        return ddim_step(x, eps, abar, abar_prev, noise, eta, clip_x0)
+
+    return _run_chain(model_fn, shape, schedule, steps, generator, x_T, progress, step)
+
+
+SAMPLERS: dict[str, SampleFn] = {"ddpm": ddpm_sample, "ddim": ddim_sample}
+
+
+def get_sampler(name: str) -> SampleFn:
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
+    return SAMPLERS[name]

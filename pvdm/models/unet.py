@@ -1,0 +1,228 @@
+"""The triplane denoiser of PVDM (paper section 3.2): one 2D UNet shared by the three latent planes.
+
+forward(z (B, C, L), t (B,), cond (B, C, L) | None) -> eps (B, C, L)
+
+    z and cond are unpacked into z_s (H' x W'), z_h (S x W'), z_w (S x H') and concatenated on channels
+    (cond None = the null condition, zeros). Each plane then runs through the SAME modules as its own tensor at
+    its own size, so convolutions and GroupNorm never mix planes; the only exchange between planes is the joint
+    attention, which concatenates the token sequences of all three planes, attends, and splits them back.
+    Every level halves each plane (ceil: a stride-2 conv), and the way up interpolates back to the exact size of
+    the matching skip, so odd and tiny planes (S = 4 over four levels: 4 -> 2 -> 1 -> 1) need no padding.
+
+Departures from the official code, and why: its joint attention runs after every block at every level plus a
+per-plane attention at the attention resolutions; here one joint attention closes each block at the attention
+resolutions (it covers the per-plane one, its keys include the plane's own tokens) and in the middle block.
+A learned per-plane vector is added to the time embedding, because z_h and z_w have the same size and a
+weight-shared network otherwise cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from pvdm.config.diffusion import UNetConfig
+from pvdm.models.latent import LatentShape, pack_planes, unpack_planes
+
+PlaneList = list[torch.Tensor]  # [z_s, z_h, z_w] features, each (B, ch, rows, cols)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Sinusoidal embedding of (possibly fractional) timesteps: (B,) -> (B, dim), as in the Transformer / DDPM."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None, :]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    return F.pad(emb, (0, dim % 2))
+
+
+def group_norm(channels: int, groups: int) -> nn.GroupNorm:
+    # gcd: narrow test and demo widths (8, 16) are not multiples of 32 groups
+    return nn.GroupNorm(math.gcd(groups, channels), channels)
+
+
+def zero_init(module: nn.Module) -> nn.Module:
+    """Zero a layer that ends a residual branch, so every block starts as the identity (improved-diffusion)."""
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, with the time embedding as FiLM (scale-shift) or an added bias."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int, cfg: UNetConfig) -> None:
+        super().__init__()
+        self.scale_shift = cfg.use_scale_shift_norm
+        self.norm1 = group_norm(cin, cfg.norm_groups)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * cout if self.scale_shift else cout)
+        self.norm2 = group_norm(cout, cfg.norm_groups)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.conv2 = zero_init(nn.Conv2d(cout, cout, 3, padding=1))
+        self.skip = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        e = rearrange(self.emb(F.silu(emb)), "b c -> b c 1 1")
+        if self.scale_shift:
+            scale, shift = e.chunk(2, dim=1)
+            h = self.norm2(h) * (1 + scale) + shift
+        else:
+            h = self.norm2(h + e)
+        h = self.conv2(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class JointAttention(nn.Module):
+    """Multi-head self-attention over the tokens of all three planes at once: how the planes model p(z_s, z_h, z_w)."""
+
+    def __init__(self, channels: int, heads: int, groups: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = group_norm(channels, groups)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = zero_init(nn.Linear(channels, channels))
+
+    def forward(self, planes: PlaneList) -> PlaneList:
+        sizes = [p.shape[-2:] for p in planes]
+        tokens = torch.cat(
+            [rearrange(self.norm(p), "b c r k -> b (r k) c") for p in planes], dim=1
+        )  # (B, N, c)
+        q, k, v = rearrange(self.qkv(tokens), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        out = rearrange(F.scaled_dot_product_attention(q, k, v), "b h n d -> b n (h d)")
+        chunks = self.proj(out).split([r * k for r, k in sizes], dim=1)
+        return [
+            p + rearrange(o, "b (r k) c -> b c r k", r=r, k=k)
+            for p, o, (r, k) in zip(planes, chunks, sizes, strict=True)
+        ]
+
+
+class PlaneBlock(nn.Module):
+    """A res block applied to each plane with its own embedding, then (optionally) joint attention."""
+
+    def __init__(self, res: ResBlock, attn: JointAttention | None, checkpointing: bool) -> None:
+        super().__init__()
+        self.res, self.attn, self.checkpointing = res, attn, checkpointing
+
+    def _forward(self, planes: PlaneList, embs: PlaneList) -> PlaneList:
+        planes = [self.res(h, e) for h, e in zip(planes, embs, strict=True)]
+        return self.attn(planes) if self.attn is not None else planes
+
+    def forward(self, planes: PlaneList, embs: PlaneList) -> PlaneList:
+        if self.checkpointing and self.training:
+            return checkpoint(self._forward, planes, embs, use_reentrant=False)
+        return self._forward(planes, embs)
+
+
+class Downsample(nn.Module):
+    """Stride-2 3x3 conv per plane: (r, k) -> (ceil(r / 2), ceil(k / 2))."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, planes: PlaneList) -> PlaneList:
+        return [self.conv(p) for p in planes]
+
+
+class Upsample(nn.Module):
+    """Nearest resize to the exact size of the matching skip, then a 3x3 conv: undoes ceil-halving of any size."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, planes: PlaneList, like: PlaneList) -> PlaneList:
+        return [
+            self.conv(F.interpolate(p, size=s.shape[-2:], mode="nearest"))
+            for p, s in zip(planes, like, strict=True)
+        ]
+
+
+class TriplaneUNet(nn.Module):
+    def __init__(self, cfg: UNetConfig, latent: LatentShape) -> None:
+        super().__init__()
+        self.cfg, self.latent = cfg, latent
+        ch = cfg.model_channels
+        emb_dim = 4 * ch
+        self.time_embed = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.plane_embed = nn.Parameter(torch.zeros(3, emb_dim)) if cfg.plane_embedding else None
+        self.input_conv = nn.Conv2d(2 * latent.channels, ch, 3, padding=1)  # z and cond on channels
+
+        def block(cin: int, cout: int, attention: bool) -> PlaneBlock:
+            attn = JointAttention(cout, cfg.num_heads, cfg.norm_groups) if attention else None
+            return PlaneBlock(ResBlock(cin, cout, emb_dim, cfg), attn, cfg.activation_checkpointing)
+
+        # Down: per level num_res_blocks blocks, then a Downsample except after the last level.
+        self.down = nn.ModuleList()
+        skip_channels = [ch]
+        last = len(cfg.channel_mult) - 1
+        for level, mult in enumerate(cfg.channel_mult):
+            attention = 2**level in cfg.attention_resolutions
+            for _ in range(cfg.num_res_blocks):
+                self.down.append(block(ch, cfg.model_channels * mult, attention))
+                ch = cfg.model_channels * mult
+                skip_channels.append(ch)
+            if level < last:
+                self.down.append(Downsample(ch))
+                skip_channels.append(ch)
+
+        self.middle = nn.ModuleList([block(ch, ch, cfg.mid_attention), block(ch, ch, False)])
+
+        # Up: per level num_res_blocks + 1 blocks, each eating one skip, then an Upsample except at level 0.
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(cfg.channel_mult))):
+            attention = 2**level in cfg.attention_resolutions
+            for _ in range(cfg.num_res_blocks + 1):
+                self.up.append(block(ch + skip_channels.pop(), cfg.model_channels * mult, attention))
+                ch = cfg.model_channels * mult
+            if level > 0:
+                self.up.append(Upsample(ch))
+
+        self.out = nn.Sequential(
+            group_norm(ch, cfg.norm_groups),
+            nn.SiLU(),
+            zero_init(nn.Conv2d(ch, latent.channels, 3, padding=1)),
+        )
+
+    def plane_embeddings(self, t: torch.Tensor) -> PlaneList:
+        """Time embedding (B, E), plus each plane's learned vector: one (B, E) per plane."""
+        emb = self.time_embed(timestep_embedding(t, self.cfg.model_channels))
+        if self.plane_embed is None:
+            return [emb, emb, emb]
+        return [emb + self.plane_embed[i] for i in range(3)]
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        cond = torch.zeros_like(z) if cond is None else cond.to(z.dtype)
+        t = t.expand(z.shape[0]) if t.ndim == 0 else t
+        embs = self.plane_embeddings(t)
+        pairs = zip(unpack_planes(z, self.latent), unpack_planes(cond, self.latent), strict=True)
+        planes = [self.input_conv(torch.cat(pair, dim=1)) for pair in pairs]  # (B, ch, r, k) per plane
+
+        skips = [planes]
+        for module in self.down:
+            planes = module(planes, embs) if isinstance(module, PlaneBlock) else module(planes)
+            skips.append(planes)
+        for module in self.middle:
+            planes = module(planes, embs)
+        for module in self.up:
+            if isinstance(module, Upsample):
+                planes = module(planes, like=skips[-1])
+            else:
+                skip = skips.pop()
+                planes = module([torch.cat([p, s], dim=1) for p, s in zip(planes, skip, strict=True)], embs)
+        return pack_planes(tuple(self.out(p) for p in planes))  # (B, C, L)
+
+
+PAPER_LATENT = LatentShape(channels=4, frames=16, height=32, width=32)  # 256x256x16, patch 8: 2,048 positions
+
+
+def paper_unet(latent: LatentShape = PAPER_LATENT, **overrides: object) -> TriplaneUNet:
+    """The official PVDM UNet on the paper's latent layout; override fields, e.g. model_channels=16 for tests."""
+    return TriplaneUNet(UNetConfig(**overrides), latent)
