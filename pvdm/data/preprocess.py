@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
@@ -215,7 +216,12 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _decode_in_parallel(jobs: list[Job], workers: int, progress: bool) -> dict[str, SourceRecord]:
+Work = Callable[[Job], SourceRecord]
+
+
+def _decode_in_parallel(
+    jobs: list[Job], workers: int, progress: bool, work: Work = process_source
+) -> dict[str, SourceRecord]:
     """One process per core, largest files first (they bound the wall time). A worker that dies (a decoder crash)
     breaks the pool: the unfinished videos are then retried one by one, so only the culprit is rejected."""
     if not jobs:
@@ -226,7 +232,7 @@ def _decode_in_parallel(jobs: list[Job], workers: int, progress: bool) -> dict[s
     bar = tqdm(total=len(jobs), desc="decoding videos", unit="video", disable=not progress)
     # forkserver: workers start from a clean process, not a fork of one holding decoder or torch threads.
     with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver")) as pool:
-        futures = {pool.submit(process_source, job): job for job in jobs}
+        futures = {pool.submit(work, job): job for job in jobs}
         for future in as_completed(futures):
             job = futures[future]
             try:
@@ -236,14 +242,14 @@ def _decode_in_parallel(jobs: list[Job], workers: int, progress: bool) -> dict[s
             bar.update()
     bar.close()
     for job in unfinished:
-        records[job.shard] = _decode_alone(job)
+        records[job.shard] = _decode_alone(job, work)
     return records
 
 
-def _decode_alone(job: Job) -> SourceRecord:
+def _decode_alone(job: Job, work: Work) -> SourceRecord:
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
         try:
-            return pool.submit(process_source, job).result()
+            return pool.submit(work, job).result()
         except BrokenProcessPool:
             reason = "the decoder crashed on this file (its worker process died)"
             return SourceRecord(job.content_hash, job.fingerprint, job.source, rejected=reason)

@@ -2,13 +2,15 @@
 
 Each video is drawn from its own generator seeded by (seed, video index), so a video does not depend on how many
 others are generated, and the same seed gives the same pixels. The files are encoded with h264 and go through the
-pipeline like any downloaded video. Objects differ in shape, texture, size, colour, speed, direction and spin, and
+pipeline like any downloaded video (x264 now and then encodes the same pixels slightly differently, so the files are
+equal in content, not always byte for byte). Objects differ in shape, texture, size, colour, speed, direction and spin, and
 bounce off the borders, so a model has motion to learn and a clip's continuation is predictable from its past.
 """
 
 from __future__ import annotations
 
 import colorsys
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,23 +76,35 @@ def _random_color(rng: np.random.Generator) -> np.ndarray:
 
 def _texture_canvas(rng: np.random.Generator, n: int) -> np.ndarray:
     """A tileable (n, n, 3) uint8 background: gratings, a checkerboard or smooth blobs, in two colours."""
-    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32) * (2 * np.pi / n)
+    j, i = np.mgrid[0:n, 0:n]  # rows (y), columns (x)
     kind = rng.integers(3)
     if kind == 0:  # two sinusoidal gratings; integer frequencies keep the canvas tileable
         f1, f2 = rng.integers(1, 6, size=2), rng.integers(1, 6, size=2)
-        t = 0.5 + 0.25 * (np.sin(f1[0] * xx + f1[1] * yy) + np.sin(f2[0] * xx - f2[1] * yy))
+        t = 0.5 + 0.25 * (_sin_lut(n)[(f1[0] * i + f1[1] * j) % n] + _sin_lut(n)[(f2[0] * i - f2[1] * j) % n])
     elif kind == 1:
         cells = int(rng.choice([4, 8, 16]))
-        t = ((np.floor(xx * cells / (2 * np.pi)) + np.floor(yy * cells / (2 * np.pi))) % 2) * 0.6 + 0.2
-    else:  # smooth blobs: a few random low-frequency Fourier terms
-        t = np.zeros_like(xx)
+        t = ((i * cells // n + j * cells // n) % 2) * 0.6 + 0.2
+    else:  # smooth blobs: a few random low-frequency Fourier terms, cos(a + phase) = cos a cos p - sin a sin p
+        t = np.zeros((n, n))
         for _ in range(4):
             fx, fy = rng.integers(-3, 4, size=2)
-            t += np.cos(fx * xx + fy * yy + rng.uniform(0, 2 * np.pi))
+            phase = rng.uniform(0, 2 * np.pi)
+            k = (fx * i + fy * j) % n
+            t += _cos_lut(n)[k] * math.cos(phase) - _sin_lut(n)[k] * math.sin(phase)
         t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
     a, b = _random_color(rng) * 0.6, _random_color(rng) * 0.6  # darker than the sprites, so they stand out
     image = a + t[..., None] * (b - a)
     return np.tile(image.clip(0, 255).astype(np.uint8), (2, 2, 1))  # doubled so a panning window never wraps
+
+
+# Sines from the scalar libm, not numpy's vector loops: those round differently with the memory alignment of the
+# array, which made the same seed give slightly different pixels from run to run.
+def _sin_lut(n: int) -> np.ndarray:
+    return np.array([math.sin(2 * math.pi * k / n) for k in range(n)])
+
+
+def _cos_lut(n: int) -> np.ndarray:
+    return np.array([math.cos(2 * math.pi * k / n) for k in range(n)])
 
 
 def _random_sprite(rng: np.random.Generator, size: int) -> _Sprite:
@@ -113,11 +127,11 @@ def _random_sprite(rng: np.random.Generator, size: int) -> _Sprite:
 def _draw(frame: np.ndarray, s: _Sprite, xx: np.ndarray, yy: np.ndarray) -> None:
     # Coordinates in the sprite's rotating frame, so the texture turns with the shape.
     dx, dy = xx - s.pos[0], yy - s.pos[1]
-    c, si = np.cos(s.angle), np.sin(s.angle)
+    c, si = math.cos(s.angle), math.sin(s.angle)
     u, v = c * dx + si * dy, -si * dx + c * dy
     mask = _shape_mask(s.shape, u, v, s.radius)
-    if s.texture == "stripes":
-        pattern = np.sin(u * (2 * np.pi / s.period)) > 0
+    if s.texture == "stripes":  # a square wave along u (no vector sine: see _sin_lut)
+        pattern = np.floor(u * (2 / s.period)) % 2 == 0
     else:
         pattern = (np.floor(u / s.period) + np.floor(v / s.period)) % 2 == 0
     color = np.where(pattern[..., None], s.colors[0], s.colors[1]).astype(np.uint8)

@@ -242,16 +242,43 @@ def write_video(
     import av
 
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        rate = Fraction(fps).limit_denominator(1001)
+        stream = container.add_stream(codec, rate=rate)
+        # Explicit time base and timestamps: left unset, x264's rate control saw undefined frame durations and
+        # the same frames gave different files from run to run.
+        stream.codec_context.time_base = 1 / rate
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
             # One thread keeps the output byte-identical from run to run.
             stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
-        for image in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(image), format="yuv420p")
+            frame.pts, frame.time_base = index, 1 / rate
+            container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+# BT.601 limited range, the matrix decoders assume for untagged video of this size.
+_RGB_TO_YUV = (
+    np.array(
+        [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], dtype=np.float64
+    )
+    / 255.0
+)
+
+
+def rgb_to_yuv420p(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) RGB with even H, W -> the planar yuv420p layout PyAV takes: (H * 3 / 2, W) uint8.
+
+    Done here rather than by the encoder's scaler, whose output depended on the memory alignment of the input,
+    so the same frames gave different files from run to run."""
+    h, w, _ = image.shape
+    yuv = image.astype(np.float64) @ _RGB_TO_YUV.T + np.array([16.0, 128.0, 128.0])
+    chroma = yuv[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))  # 2x2 average: (H/2, W/2, 2)
+    planes = [yuv[..., 0].ravel(), chroma[..., 0].ravel(), chroma[..., 1].ravel()]
+    return np.concatenate(planes).round().clip(0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
 
 
 def write_gif(path: str | Path, frames: np.ndarray, fps: float) -> Path:
