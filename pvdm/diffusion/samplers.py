@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 import torch
@@ -116,7 +117,19 @@ def ddim_step(
     return math.sqrt(abar_prev) * x0 + direction * eps + sigma * noise
 
 
-def _run_chain(model_fn, shape, schedule, steps, generator, x_T, progress, step_fn) -> torch.Tensor:
+StepFn = Callable[[torch.Tensor, torch.Tensor, float, float, torch.Tensor], torch.Tensor]
+
+
+def _run_chain(
+    model_fn: ModelFn,
+    shape: tuple[int, ...],
+    schedule: NoiseSchedule,
+    steps: int,
+    generator: torch.Generator,
+    x_T: torch.Tensor | None,
+    progress: bool,
+    step_fn: StepFn,
+) -> torch.Tensor:
     """The loop both samplers share: x_T ~ N(0, I), then step_fn(x, eps, abar_t, abar_prev, noise) per timestep."""
     device = x_T.device if x_T is not None else generator.device
     x = x_T if x_T is not None else draw(tuple(shape), generator, device)
@@ -148,10 +161,7 @@ def ddpm_sample(
     respacing). `eta` is accepted for the shared signature and ignored: ancestral noise is fixed (DDIM eta = 1).
     """
     del eta
-
-    def step(x, eps, abar, abar_prev, noise):
-        return ddpm_step(x, eps, abar, abar_prev, noise, clip_x0)
-
+    step = partial(ddpm_step, clip_x0=clip_x0)
     return _run_chain(model_fn, shape, schedule, steps, generator, x_T, progress, step)
 
 
@@ -169,10 +179,7 @@ def ddim_sample(
     progress: bool = False,
 ) -> torch.Tensor:
     """DDIM sampling, Song et al. 2021, eq. 12: deterministic for eta = 0, DDPM's posterior noise for eta = 1."""
-
-    def step(x, eps, abar, abar_prev, noise):
-        return ddim_step(x, eps, abar, abar_prev, noise, eta, clip_x0)
-
+    step = partial(ddim_step, eta=eta, clip_x0=clip_x0)
     return _run_chain(model_fn, shape, schedule, steps, generator, x_T, progress, step)
 
 
