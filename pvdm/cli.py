@@ -23,3 +23,6 @@ main.add_command(inspect)
 from pvdm.sample_cli import sample  # noqa: E402
 
 main.add_command(sample)
+from pvdm.metrics.cli import fvd  # noqa: E402
+
+main.add_command(fvd)

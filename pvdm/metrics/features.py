@@ -44,23 +44,26 @@ def _check_shape(batch: torch.Tensor, channel_dim: int) -> None:
 
 
 def rebatch(items: Iterable[ClipLike], batch_size: int, limit: int | None = None) -> Iterator[torch.Tensor]:
-    """Regroup clips or batches of any size into (B, 3, T, H, W) batches of `batch_size`, at most `limit` clips."""
+    """Regroup clips or batches into (B, 3, T, H, W) batches of up to `batch_size`, at most `limit` clips.
+
+    Clips of another shape (videos of mixed resolutions) start a new batch instead of failing to stack.
+    """
     pending: list[torch.Tensor] = []
-    held = seen = 0
+    seen = 0
     for item in items:
-        batch = as_clip_batch(item)
-        if limit is not None:
-            batch = batch[: limit - seen]
+        batch = as_clip_batch(item)[: None if limit is None else limit - seen]
+        if pending and batch.shape[1:] != pending[0].shape[1:]:
+            yield torch.cat(pending)
+            pending = []
         pending.append(batch)
-        held += len(batch)
         seen += len(batch)
-        while held >= batch_size:
+        while sum(len(b) for b in pending) >= batch_size:
             merged = torch.cat(pending)
             yield merged[:batch_size]
-            pending, held = [merged[batch_size:]], held - batch_size
+            pending = [merged[batch_size:]] if len(merged) > batch_size else []
         if limit is not None and seen >= limit:
             break
-    if held:
+    if pending:
         yield torch.cat(pending)
 
 

@@ -78,6 +78,8 @@ def test_rebatch_regroups_and_limits():
     items = [torch.zeros(2, 3, 4, 8, 8), torch.zeros(3, 3, 4, 8, 8), np.zeros((4, 8, 8, 3), np.uint8)]
     assert [len(b) for b in rebatch(items, batch_size=4)] == [4, 2]
     assert [len(b) for b in rebatch(items, batch_size=2, limit=3)] == [2, 1]
+    mixed = [torch.zeros(1, 3, 4, 8, 8), torch.zeros(1, 3, 4, 8, 8), torch.zeros(2, 3, 4, 6, 10)]
+    assert [tuple(b.shape[-2:]) for b in rebatch(mixed, batch_size=3)] == [(8, 8), (6, 10)]
 
 
 def test_extract_matches_batchwise_features_and_respects_limit(extractor):

@@ -1,0 +1,70 @@
+"""Clips from folders of video files (any codec decord or PyAV reads), for `pvdm fvd REAL FAKE`."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from pvdm.data.video import VIDEO_EXTENSIONS, VideoError, read_video
+from pvdm.pretrained import sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def list_videos(folder: str | Path) -> list[Path]:
+    """Video files under `folder` (recursively), in a stable sorted order; an error when there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    videos = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not videos:
+        raise FileNotFoundError(f"{folder}: no video files ({', '.join(VIDEO_EXTENSIONS)})")
+    return videos
+
+
+def folder_clips(folder: str | Path, frames: int, num: int) -> Iterator[np.ndarray]:
+    """Up to `num` uint8 clips (frames, H, W, 3) of consecutive frames, taken round-robin over the videos.
+
+    Pass k takes frames [k * frames, (k + 1) * frames) of every video still long enough, so a folder of
+    generated 16-frame videos gives one clip per video and a few long real videos give many. Deterministic.
+    """
+    videos, produced, k = list_videos(folder), 0, 0
+    while videos and produced < num:
+        long_enough = []
+        for path in videos:
+            clip = _clip(path, k, frames)
+            if clip is None:
+                continue
+            long_enough.append(path)
+            yield clip
+            produced += 1
+            if produced >= num:
+                return
+        videos, k = long_enough, k + 1
+
+
+def _clip(path: Path, index: int, frames: int) -> np.ndarray | None:
+    """Clip `index` of a video, or None when the video is too short or unreadable (logged)."""
+    try:
+        video = read_video(path, max_frames=(index + 1) * frames)
+    except VideoError as err:
+        log.warning("skipping %s: %s", path, err)
+        return None
+    if len(video) < (index + 1) * frames:
+        if index == 0:
+            log.warning("skipping %s: %d frames, fewer than %d", path, len(video), frames)
+        return None
+    return video[index * frames : (index + 1) * frames]
+
+
+def folder_hash(folder: str | Path) -> str:
+    """SHA-256 over the relative paths and contents of the folder's videos: the key of its cached statistics."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in list_videos(folder):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
+    return digest.hexdigest()
