@@ -43,5 +43,10 @@ services: install ## start MLflow, Prefect and an S3 server on loopback (no cont
 services-stop: ## end exactly the processes `make services` started
 	$(UV) run --frozen python -m pipelines.services stop
 
+demo: install ## install, build the embedded dataset, run the whole pipeline (dvc repro) on CPU, show the results
+	@test -n "$$(ls -A data/raw 2>/dev/null)" || $(UV) run --frozen pvdm synth data/raw --videos 32 --size 64 --frames 64
+	PVDM_PIPELINE_ID=demo-$$(date +%Y%m%d-%H%M%S) $(UV) run --frozen dvc repro
+	@$(UV) run --frozen python -m pipelines.summary
+
 clean: ## remove caches (not data or MLflow runs)
 	rm -rf .pytest_cache .ruff_cache

@@ -23,7 +23,9 @@ import yaml
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(
+    os.environ.get("PVDM_ROOT") or Path.cwd()
+).resolve()  # the project a stage runs in (DVC: dvc.yaml's folder)
 EXPERIMENT = os.environ.get("PVDM_EXPERIMENT", "pvdm")
 SECRET_WORDS = ("secret", "password", "token", "access_key", "credential")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,8 @@ from typing import Any
 
 from pvdm.config import ConfigError, Params, load_params
 
-ROOT = Path(__file__).resolve().parents[2]
+# Paths are relative to the project the stage runs in: DVC runs every stage from the folder of dvc.yaml.
+ROOT = Path(os.environ.get("PVDM_ROOT") or Path.cwd()).resolve()
 RAW = ROOT / "data" / "raw"
 CLIPS = ROOT / "data" / "clips"
 LATENTS = ROOT / "data" / "latents"

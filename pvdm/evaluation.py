@@ -1,0 +1,142 @@
+"""The `evaluate` stage's measurements: FVD of generated videos, reconstruction quality, and sanity baselines.
+
+Real clips come from the clip store's `real_split`; long real clips are runs of consecutive clips of one video
+(ClipStore.next_clip), concatenated. Two baselines say whether a small model learnt anything:
+`motion_*` (mean absolute frame-to-frame difference, in [0, 1] units: a frozen video scores 0) and
+`fvd_noise_latents` (FVD of the autoencoder's decoding of random latents, uniform in the tanh range [-1, 1]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pvdm.config.evaluate import EvaluateConfig
+from pvdm.data.clips import ClipStore, from_model_tensor, to_model_tensor
+from pvdm.data.video import read_video
+from pvdm.metrics.features import I3DFeatureExtractor
+from pvdm.metrics.folders import list_videos
+from pvdm.metrics.fvd import FVDProtocol, FVDResult, compute_fvd, protocols_from_config
+from pvdm.metrics.recon import reconstruction_metrics
+from pvdm.models.autoencoder import TriplaneAutoencoder
+
+
+def real_split_indices(store: ClipStore, split: str) -> tuple[str, list[int]]:
+    """(split used, clip indices): falls back to train when the requested split is empty (tiny datasets)."""
+    indices = store.indices(split)
+    return (split, indices) if indices else ("train", store.indices("train"))
+
+
+def real_clips(store: ClipStore, indices: list[int]) -> Iterator[np.ndarray]:
+    for i in indices:
+        yield np.asarray(store[i])
+
+
+def real_long_clips(store: ClipStore, indices: list[int], frames: int) -> Iterator[np.ndarray]:
+    """Clips of `frames` frames made of consecutive stored clips of one video (each run used once)."""
+    per_clip = store.frames
+    need = -(-frames // per_clip)
+    used: set[int] = set()
+    for i in indices:
+        run = [i]
+        while len(run) < need and (nxt := store.next_clip(run[-1])) is not None:
+            run.append(nxt)
+        if len(run) == need and not used.intersection(run):
+            used.update(run)
+            yield np.concatenate([np.asarray(store[j]) for j in run])[:frames]
+
+
+def video_files(folder: Path) -> Iterator[np.ndarray]:
+    for path in list_videos(folder):
+        yield read_video(path)
+
+
+def motion(clips: Iterable[np.ndarray], limit: int) -> float:
+    """Mean |frame t+1 - frame t| over pixels, in [0, 1] units, over up to `limit` clips."""
+    values = []
+    for k, clip in enumerate(clips):
+        if k >= limit:
+            break
+        values.append(np.abs(np.diff(clip.astype(np.float32), axis=0)).mean() / 255.0)
+    return float(np.mean(values)) if values else float("nan")
+
+
+def sized(protocol: FVDProtocol, n_real: int, n_fake: int) -> FVDProtocol:
+    return FVDProtocol(protocol.name, protocol.frames, min(protocol.n_real, n_real), min(protocol.n_fake, n_fake),
+                       protocol.real_split)  # fmt: skip
+
+
+@torch.no_grad()
+def reconstruct(ae: TriplaneAutoencoder, clips: list[np.ndarray], batch_size: int, device: torch.device):
+    """Held-out clips and their reconstructions, as paired float batches (B, 3, T, H, W) in [-1, 1]."""
+    for start in range(0, len(clips), batch_size):
+        x = torch.stack([to_model_tensor(c) for c in clips[start : start + batch_size]]).to(device)
+        yield x.cpu(), ae(x).clamp(-1, 1).cpu()
+
+
+@torch.no_grad()
+def decode_noise_latents(
+    ae: TriplaneAutoencoder, n: int, batch_size: int, generator: torch.Generator
+) -> Iterator[np.ndarray]:
+    """The autoencoder's decoding of random latents: what 'no diffusion model at all' looks like."""
+    device = next(ae.parameters()).device
+    for start in range(0, n, batch_size):
+        b = min(batch_size, n - start)
+        z = torch.rand(b, *ae.latent_shape.packed_shape, generator=generator) * 2 - 1
+        for video in ae.decode_packed(z.to(device)).clamp(-1, 1):
+            yield from_model_tensor(video)
+
+
+def fvd_record(result: FVDResult) -> dict[str, Any]:
+    return result.as_dict()
+
+
+def evaluate_run(
+    cfg: EvaluateConfig,
+    store: ClipStore,
+    samples: Path,
+    ae: TriplaneAutoencoder,
+    device: torch.device,
+    data_key: str,
+) -> dict[str, Any]:
+    """Everything metrics/eval.json holds; see shared/DESIGN.md section 4 for the keys."""
+    extractor = I3DFeatureExtractor(device=device, batch_size=cfg.batch_size, progress=True)
+    protocols = protocols_from_config(cfg)
+    split, indices = real_split_indices(store, cfg.real_split)
+    short_fakes = list_videos(samples / "clips")
+    p16 = sized(protocols["fvd_16"], len(indices), len(short_fakes))
+    out: dict[str, Any] = {"real_split": split}
+
+    r16 = compute_fvd(
+        real_clips(store, indices), video_files(samples / "clips"), p16, extractor, f"{data_key}:{split}"
+    )
+    out |= {"fvd_16": r16.fvd, "n_real": r16.n_real, "n_fake": r16.n_fake, "detector": r16.detector["detector"],
+            "detector_sha256": r16.detector["detector_sha256"], "protocol_fvd_16": fvd_record(r16)}  # fmt: skip
+
+    long_dir = samples / "long"
+    if long_dir.is_dir() and any(long_dir.iterdir()):
+        long_frames = min(protocols["fvd_long"].frames, read_video(list_videos(long_dir)[0]).shape[0])
+        reals = list(real_long_clips(store, indices, long_frames))
+        if len(reals) >= 2:
+            pl = sized(FVDProtocol("fvd_long", long_frames, len(reals), len(list_videos(long_dir)), split),
+                       len(reals), len(list_videos(long_dir)))  # fmt: skip
+            rl = compute_fvd(reals, video_files(long_dir), pl, extractor)
+            out |= {"fvd_long": rl.fvd, "protocol_fvd_long": fvd_record(rl)}
+
+    noise = compute_fvd(
+        real_clips(store, indices),
+        decode_noise_latents(ae, p16.n_fake, cfg.batch_size, torch.Generator().manual_seed(0)),
+        p16, extractor, f"{data_key}:{split}",
+    )  # fmt: skip
+    out["fvd_noise_latents"] = noise.fvd
+    out["motion_real"] = motion(real_clips(store, indices), p16.n_fake)
+    out["motion_fake"] = motion(video_files(samples / "clips"), p16.n_fake)
+
+    held_out = [np.asarray(store[i]) for i in indices[: cfg.recon_num_clips]]
+    pairs = list(reconstruct(ae, held_out, cfg.batch_size, device))
+    out |= reconstruction_metrics([p[0] for p in pairs], [p[1] for p in pairs], extractor)
+    return out

@@ -1,0 +1,80 @@
+"""Data-parallel training on Ray Train with 2 CPU workers (gloo): different data per worker, identical weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipelines.ray_train import RayContext, final_payload, fit
+from pvdm.config.autoencoder import AELossConfig, AEModelConfig, AutoencoderConfig
+from pvdm.config.data import DataConfig
+from pvdm.config.runtime import RuntimeConfig
+from pvdm.config.training import TrainConfig
+
+CFG = AutoencoderConfig(
+    model=AEModelConfig(
+        width=16, heads=2, patch_size=4, encoder_depth=1, decoder_depth=1, projection_depth=1
+    ),
+    loss=AELossConfig(lpips_weight=0.0),
+    train=TrainConfig(steps=4, batch_size=4, lr=1e-3, checkpoint_every=2, log_every=1),
+)
+DATA = DataConfig(resolution=16, frames=4)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_two_workers_see_different_data_and_end_with_identical_weights(tmp_path: Path) -> None:
+    out = tmp_path / "ranks"
+    out.mkdir()
+
+    def loop(config: dict) -> None:
+        # defined inside the test so Ray ships it by value to the workers
+        from pvdm.training.autoencoder import train_autoencoder
+
+        class Recording(torch.utils.data.Dataset):
+            def __init__(self) -> None:
+                g = torch.Generator().manual_seed(0)
+                self.clips = torch.rand(16, 3, 4, 16, 16, generator=g) * 2 - 1
+                self.seen: list[int] = []
+
+            def __len__(self) -> int:
+                return len(self.clips)
+
+            def __getitem__(self, i: int) -> torch.Tensor:
+                self.seen.append(i)
+                return self.clips[i]
+
+        ctx = RayContext(torch_threads=1)
+        data = Recording()
+        captured = {}
+
+        def no_lpips(a, b):
+            raise AssertionError
+
+        original = ctx.prepare_model
+
+        def prepare(model):
+            captured["model"] = wrapped = original(model)
+            return wrapped
+
+        ctx.prepare_model = prepare
+        train_autoencoder(CFG, DATA, RuntimeConfig(precision="fp32", num_workers=2), data, ctx, no_lpips)
+        weights = getattr(captured["model"], "module", captured["model"]).state_dict()
+        checksum = float(sum(v.double().sum() for v in weights.values()))
+        (Path(config["out"]) / f"rank{ctx.rank}.json").write_text(
+            json.dumps({"seen": data.seen, "checksum": checksum, "world": ctx.world_size})
+        )
+
+    runtime = RuntimeConfig(num_workers=2, cpus_per_worker=1, precision="fp32")
+    result = fit(loop, {"out": str(out)}, runtime, name="ddp-test", storage_path=tmp_path / "ray")
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["world"] == 2 for r in ranks)
+    assert ranks[0]["seen"] and ranks[1]["seen"]
+    for step in range(CFG.train.steps):  # per step, each worker took 2 of the 4 clips of the global batch
+        a, b = ranks[0]["seen"][2 * step : 2 * step + 2], ranks[1]["seen"][2 * step : 2 * step + 2]
+        assert not set(a) & set(b), (step, a, b)
+    assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], abs=1e-9)
+    assert final_payload(result)["step"] == CFG.train.steps
