@@ -6,6 +6,9 @@ and the distance are the ones the protocol uses.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -26,12 +29,17 @@ def small_float_clip(clip: np.ndarray, size: int = 64) -> torch.Tensor:
     return rearrange(frames, "t c h w -> c t h w").clamp(-1, 1)
 
 
-@pytest.fixture(scope="module")
-def real_clips(request) -> torch.Tensor:
-    videos = request.getfixturevalue("shared_videos")
+@functools.cache
+def load_real_clips(videos: Path) -> torch.Tensor:
     clips = [small_float_clip(c) for c in folder_clips(videos, frames=16, num=24)]
     assert len(clips) == 24
     return torch.stack(clips)
+
+
+@pytest.fixture
+def real_clips(shared_videos: Path) -> torch.Tensor:
+    """24 clips of 16 frames, round-robin over the shared videos (decoded once per session)."""
+    return load_real_clips(shared_videos)
 
 
 @pytest.fixture(scope="module")
