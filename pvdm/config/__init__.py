@@ -12,6 +12,7 @@ from pvdm.config.base import ConfigError, StrictModel, load_yaml, validate_secti
 from pvdm.config.data import DataConfig
 from pvdm.config.diffusion import DiffusionConfig
 from pvdm.config.evaluate import EvaluateConfig
+from pvdm.config.orchestration import OrchestrationConfig
 from pvdm.config.preprocess import IngestConfig, PreprocessConfig
 from pvdm.config.runtime import RuntimeConfig
 from pvdm.config.sample import SampleConfig
@@ -23,6 +24,7 @@ __all__ = [
     "DiffusionConfig",
     "EvaluateConfig",
     "IngestConfig",
+    "OrchestrationConfig",
     "Params",
     "PreprocessConfig",
     "RuntimeConfig",
@@ -43,6 +45,7 @@ class Params(StrictModel):
     diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Params:
