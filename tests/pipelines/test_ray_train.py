@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import ray.train
 import torch
 
 from pipelines.ray_train import RayContext, final_payload, fit
@@ -47,7 +48,14 @@ def test_two_workers_see_different_data_and_end_with_identical_weights(tmp_path:
                 self.seen.append(i)
                 return self.clips[i]
 
-        ctx = RayContext(torch_threads=1)
+        rank = ray.train.get_context().get_world_rank()
+        logged = Path(config["out"]) / f"logged{rank}.txt"
+
+        def log_metrics(metrics: dict, step: int) -> None:  # stands in for MLflow: must be called on rank 0 only
+            with logged.open("a") as f:
+                f.write(f"{step}\n")
+
+        ctx = RayContext(log_metrics, torch_threads=1)
         data = Recording()
         captured = {}
 
@@ -78,3 +86,5 @@ def test_two_workers_see_different_data_and_end_with_identical_weights(tmp_path:
         assert not set(a) & set(b), (step, a, b)
     assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], abs=1e-9)
     assert final_payload(result)["step"] == CFG.train.steps
+    assert (out / "logged0.txt").read_text().split() == ["1", "2", "3", "4"]
+    assert not (out / "logged1.txt").exists()  # rank 1 never logs
