@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pvdm.data.synthetic import generate_videos
-from tests.pipelines.tiny_params import TINY_PARAMS
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(cmd: list[str], cwd: Path) -> str:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "PVDM_PIPELINE_ID": "e2e",
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1500)
-    assert result.returncode == 0, (
-        f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
-    )
-    return result.stdout + result.stderr
+from tests.pipelines.projects import make_project, run
 
 
 def ran_stages(output: str) -> list[str]:
@@ -38,16 +17,7 @@ def ran_stages(output: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the project's pipeline (code, dvc.yaml) with tiny params and a few synthetic videos."""
-    dest = tmp_path_factory.mktemp("e2e")
-    for item in ("dvc.yaml", "pvdm", "pipelines"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
-    (dest / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
-    generate_videos(dest / "data" / "raw", 5, size=32, frames=48, fps=8, seed=1)
-    run(["git", "init", "-q"], dest)
-    run(["dvc", "init", "-q"], dest)
-    return dest
+    return make_project(tmp_path_factory.mktemp("e2e"))
 
 
 @pytest.mark.slow
