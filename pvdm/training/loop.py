@@ -7,6 +7,7 @@ in one process, checkpointing into a folder (tests, `pvdm` CLI, debugging).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from tqdm import tqdm
 from pvdm.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, step_checkpoint_path
 
 Metrics = dict[str, float]
+log = logging.getLogger("pvdm.training")
 
 
 class TrainContext(Protocol):
@@ -89,6 +91,8 @@ def run_steps(
     desc: str,
 ) -> History:
     """Run steps [start, total): log every `log_every`, checkpoint every `checkpoint_every` and at the end."""
+    if start and ctx.rank == 0:
+        log.warning("%s: resuming from the checkpoint of step %d (of %d)", desc, start, total)
     bar = tqdm(
         range(start, total), desc=desc, initial=start, total=total, disable=ctx.rank != 0, mininterval=2
     )
