@@ -7,6 +7,7 @@ Clip conventions, everywhere in pvdm.metrics:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -67,6 +68,19 @@ def rebatch(items: Iterable[ClipLike], batch_size: int, limit: int | None = None
         yield torch.cat(pending)
 
 
+@contextlib.contextmanager
+def full_fp32() -> Iterator[None]:
+    """No TF32 inside: cuDNN's default TF32 convolutions (and matmuls, where a caller enabled them) would move
+    the features away from the reference values. Restores the caller's settings afterwards."""
+    matmul_precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False):
+            yield
+    finally:
+        torch.set_float32_matmul_precision(matmul_precision)
+
+
 class I3DFeatureExtractor:
     """Kinetics-400 I3D logits (B, 400) for video clips, batched, on CPU or GPU.
 
@@ -110,8 +124,7 @@ class I3DFeatureExtractor:
     def features(self, clips: ClipLike) -> np.ndarray:
         """Logits of one batch (or one clip) as float64 (B, 400)."""
         x = self.preprocess(as_clip_batch(clips))
-        # TF32 convolutions (PyTorch's default on recent GPUs) would drift from the reference values.
-        with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False):
+        with full_fp32():
             logits = self.model(x)
         return logits.double().cpu().numpy()
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pvdm.metrics.features import I3DFeatureExtractor, as_clip_batch, rebatch
+from pvdm.metrics.features import I3DFeatureExtractor, as_clip_batch, full_fp32, rebatch
 from pvdm.metrics.i3d import InceptionI3d, same_padding
 from pvdm.pretrained import I3D_KINETICS400
 
@@ -87,3 +87,15 @@ def test_extract_matches_batchwise_features_and_respects_limit(extractor):
     together = extractor.extract([clips[:1], clips[1:]], limit=3)
     assert together.shape == (3, 400)
     np.testing.assert_allclose(together, extractor.features(clips[:3]), atol=1e-4)
+
+
+def test_features_run_in_full_fp32_and_restore_the_callers_setting():
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        with full_fp32():
+            assert torch.get_float32_matmul_precision() == "highest"
+            assert not torch.backends.cudnn.allow_tf32
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(before)
