@@ -24,21 +24,16 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-MANIFEST = "manifest.parquet"
-SHARD_DIR = "shards"
-MANIFEST_COLUMNS = [
-    "clip_id",  # "<content_hash[:16]>-<clip_index:05d>": unique, stable across renames of the source
-    "source",  # path of the source video relative to the raw folder (POSIX separators)
-    "content_hash",  # sha256 of the source file's bytes
-    "clip_index",  # 0, 1, ... within the source
-    "start_frame",  # index of the clip's first frame in the decoded source
-    "frame_stride",  # the clip takes every frame_stride-th source frame
-    "frames",  # frames per clip (T)
-    "fps",  # frame rate of the stored clip: source fps / frame_stride
-    "duration",  # seconds covered by the clip: frames / fps
-    "split",  # "train" or "test"
-    "shard",  # shard file relative to the store root
-    "shard_row",  # the clip's row in its shard
+from pvdm.data.layout import MANIFEST, MANIFEST_COLUMNS, SHARD_DIR
+
+__all__ = [
+    "MANIFEST",
+    "MANIFEST_COLUMNS",
+    "SHARD_DIR",
+    "ClipDataset",
+    "ClipStore",
+    "from_model_tensor",
+    "to_model_tensor",
 ]
 
 

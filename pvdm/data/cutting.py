@@ -279,13 +279,13 @@ def _write_shard(
     for index, start in enumerate(starts):
         picked = order[start : start + spec.span : spec.frame_stride].tolist()
         clip = _checked_batch(frames_at(picked), t, size)[:, y0 : y0 + r, x0 : x0 + r]
-        std = float(clip.std())
-        if std < spec.min_clip_std:
+        stats = clip_stats(clip)
+        if stats[3] < spec.min_clip_std:
             continue
         out[len(record.starts)] = clip
         record.starts.append(start)
         record.clip_indices.append(index)
-        record.stats.append([int(clip.min()), int(clip.max()), round(float(clip.mean()), 3), round(std, 3)])
+        record.stats.append(stats)
     kept = len(record.starts)
     if kept == 0:
         del out
@@ -302,6 +302,15 @@ def _write_shard(
         out.flush()
         del out
     os.replace(tmp, shard.with_suffix(".npy"))
+
+
+def clip_stats(clip: np.ndarray) -> list[float]:
+    """[min, max, mean, std] of a uint8 clip. Min and max are exact; mean and std come from every second pixel in
+    each direction, in float32 (a quarter of the float work; std only has to tell constant clips from others)."""
+    sample = clip[:, ::2, ::2].astype(np.float32)
+    mean = float(sample.mean())
+    std = float(np.sqrt(max(float(np.square(sample - mean).mean()), 0.0)))
+    return [int(clip.min()), int(clip.max()), round(mean, 3), round(std, 3)]
 
 
 def _checked_batch(batch: np.ndarray, frames: int, size: tuple[int, int]) -> np.ndarray:

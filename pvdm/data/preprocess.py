@@ -14,11 +14,14 @@ most the videos being decoded, and new videos are the only ones decoded. The man
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -32,8 +35,8 @@ from tqdm import tqdm
 
 from pvdm.config.data import DataConfig
 from pvdm.config.preprocess import PreprocessConfig
-from pvdm.data.clips import MANIFEST, MANIFEST_COLUMNS, SHARD_DIR
 from pvdm.data.cutting import CutSpec, Job, SourceRecord, process_source, read_record
+from pvdm.data.layout import MANIFEST, MANIFEST_COLUMNS, SHARD_DIR
 from pvdm.data.report import PreprocessReport, ProcessedVideo
 from pvdm.data.sources import (
     Candidate,
@@ -76,14 +79,18 @@ def run_preprocess(
         raise FileNotFoundError(f"raw video folder {raw} does not exist")
     (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
     report = PreprocessReport(raw_dir=str(raw), out_dir=str(out))
+    _import_in_background("great_expectations")  # seconds of imports, done while the workers decode
     spec = cut_spec(data, cfg)
     jobs, listed = _plan(raw, out, spec, cfg, report)
+    report.timings["plan"] = time.perf_counter() - start
     records = _reuse_or_decode(jobs, cfg.workers, progress, report)
     splits = listed if listed is not None else _seeded_splits(jobs, records, cfg)
     manifest, stats = _collect(jobs, records, splits, spec, report)
     _write_manifest(out, manifest)
     _remove_unreferenced_shards(out / SHARD_DIR, {Path(j.shard).name for j in jobs})
+    started = time.perf_counter()
     _validate(out, manifest, stats, spec, _expects_test_split(cfg, report), report)
+    report.timings["validate"] = time.perf_counter() - started
     report.seconds = time.perf_counter() - start
     failure = _failure(report, cfg)
     report.status = f"failed: {failure}" if failure else "ok"
@@ -91,6 +98,15 @@ def run_preprocess(
     if failure:
         raise PreprocessError(f"preprocess failed: {failure} (see {out / 'report.md'})", report)
     return report
+
+
+def _import_in_background(module: str) -> None:
+    # A failed import here is harmless: the import where the module is used raises it again, with its traceback.
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+    threading.Thread(target=load, name=f"import {module}", daemon=True).start()
 
 
 def cut_spec(data: DataConfig, cfg: PreprocessConfig) -> CutSpec:
@@ -206,7 +222,7 @@ def _reuse_or_decode(
     report.reused = len(records)
     started = time.perf_counter()
     records.update(_decode_in_parallel(todo, workers, progress))
-    report.decode_seconds = time.perf_counter() - started
+    report.decode_seconds = report.timings["decode"] = time.perf_counter() - started
     report.decoded = len(todo)
     report.decoded_frames = sum(records[j.shard].decoded_frames for j in todo)
     return records

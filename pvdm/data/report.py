@@ -43,6 +43,7 @@ class PreprocessReport:
     decoded_frames: int = 0  # source frames decoded in this run
     seconds: float = 0.0  # wall time of the whole stage
     decode_seconds: float = 0.0  # wall time of the parallel decoding phase
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase: plan, decode, validate
     validation: dict[str, Any] = field(default_factory=dict)  # {success, failed: [...]}
     status: str = "ok"  # "ok" or "failed: <why>"
 
