@@ -1,0 +1,96 @@
+"""Prefect flow `pvdm-retrain`: retrain when new videos land, promote the new models only if their FVD is better.
+
+    prefect deployment run pvdm-retrain/scheduled       # also runs on `orchestration.retrain_cron` (params.yaml)
+
+1. Look for new videos at the source (`ingest.source`: an S3 prefix, read with boto3, or a folder) and copy them
+   into data/raw (verified, incremental: see pipelines/ingest.py).
+2. Nothing new and the pipeline up to date: end at once, saying so (no MLflow run, no stage started). Nothing new
+   but `dvc status` shows stages out of date (an earlier retrain failed half-way): carry on, DVC resumes it.
+3. Run the pipeline (pipelines/flows.py: one task per DVC stage, one MLflow parent run for this flow run).
+4. Compare the new `fvd_16` with the registry's `champion` and move the alias only if it is lower; the decision is
+   recorded as tags on the model versions and the parent run (pipelines/registry.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, State
+
+from pipelines import registry
+from pipelines.flows import PipelineResult, ingest_config, ingest_videos, run_pipeline, with_retries
+from pipelines.project import apply_overrides, dvc_pending, project_root
+
+
+@dataclass
+class RetrainResult:
+    outcome: str  # "skipped" | registry.PROMOTED | registry.KEPT | registry.NO_MODEL
+    message: str
+    new_videos: list[str] = field(default_factory=list)
+    pipeline: PipelineResult | None = None
+    decision: registry.Decision | None = None
+
+
+@task(name="promote-if-better", cache_policy=NO_CACHE)
+def promote(parent_run_id: str) -> registry.Decision:
+    decision = registry.promote_if_better(parent_run_id)
+    get_run_logger().info("%s: %s", decision.outcome, decision.reason)
+    return decision
+
+
+@task(name="pipeline-status", cache_policy=NO_CACHE)
+def pending_stages(root: Path) -> list[str]:
+    return dvc_pending(root)
+
+
+def new_videos(copied: list[str], extensions: list[str]) -> list[str]:
+    return [p for p in copied if Path(p).suffix.lower() in extensions]
+
+
+@flow(name="pvdm-retrain", log_prints=True)
+def retrain(
+    source: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    project: str | None = None,
+    force: bool = False,
+) -> State:
+    """Ingest new videos; if there are any, rerun the pipeline and promote the new models if they beat the champion.
+
+    Args:
+        source: s3://bucket/prefix or a folder to look at; default: ingest.source of params.yaml.
+        overrides: params changes for this retrain (dotted keys), validated before any work.
+        project: the project folder; default: $PVDM_ROOT or the working directory of the runner.
+        force: rerun the pipeline (and compare) even when nothing is new.
+    """
+    logger = get_run_logger()
+    root = project_root(project)
+    params = apply_overrides(root, overrides)
+    cfg = ingest_config(params, source)
+    if not cfg.source:
+        return _done(
+            RetrainResult("skipped", "no data source: set ingest.source (or the `source` parameter)")
+        )
+    report = with_retries(ingest_videos, params.orchestration)(root, cfg)
+    videos = new_videos(report.copied, params.preprocess.extensions)
+    if not videos and not force:
+        pending = pending_stages(root)
+        if not pending:
+            text = f"nothing new at {report.source} ({report.unchanged} files already ingested); pipeline not run"
+            return _done(RetrainResult("skipped", text))
+        logger.info(
+            "no new videos, but stages are out of date (%s): resuming the pipeline", ", ".join(pending)
+        )
+    logger.info("%d new videos from %s: %s", len(videos), report.source, ", ".join(videos) or "-")
+    result = run_pipeline(root, params, report.copied)
+    decision = promote(result.mlflow_parent_run_id)
+    return _done(RetrainResult(decision.outcome, decision.reason, videos, result, decision))
+
+
+def _done(result: RetrainResult) -> State:
+    """The flow's final state: Completed, with the outcome as the message the UI shows next to the run."""
+    get_run_logger().info("retrain: %s: %s", result.outcome, result.message)
+    return Completed(message=f"{result.outcome}: {result.message}", data=asdict(result))
