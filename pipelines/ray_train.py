@@ -20,6 +20,7 @@ import ray.train.torch
 import torch
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
+from ray.train.v2.api.exceptions import WorkerGroupError
 
 from pvdm.config import RuntimeConfig
 from pvdm.training.checkpoint import load_checkpoint, save_checkpoint
@@ -64,6 +65,10 @@ class RayContext:
             ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder))
 
 
+class TrainingError(RuntimeError):
+    """Training failed on a worker; the message carries the worker's own error (e.g. a non-finite loss)."""
+
+
 def init_ray(temp_dir: str | None = None) -> None:
     """Join RAY_ADDRESS if set, else start a local Ray sized to this machine."""
     if ray.is_initialized():
@@ -82,7 +87,7 @@ def fit(
     *,
     name: str,
     storage_path: Path,
-    max_failures: int = 2,
+    max_failures: int | None = None,
 ) -> ray.train.Result:
     """Run `train_loop(loop_config)` on `runtime.num_workers` workers; returns Ray's Result (latest checkpoint)."""
     init_ray()
@@ -101,11 +106,28 @@ def fit(
             storage_path=str(Path(storage_path).resolve())
             if "://" not in str(storage_path)
             else str(storage_path),
-            failure_config=FailureConfig(max_failures=max_failures),
+            failure_config=FailureConfig(
+                max_failures=runtime.max_failures if max_failures is None else max_failures
+            ),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
-    return trainer.fit()
+    try:
+        return trainer.fit()
+    except WorkerGroupError as err:
+        causes = "; ".join(
+            f"worker {rank}: {_last_line(exc)}" for rank, exc in sorted(err.worker_failures.items())
+        )
+        raise TrainingError(
+            f"{name} failed ({causes}). Its checkpoints are kept in {storage_path}/{name}: "
+            "run the stage again to resume from the latest one."
+        ) from err
+
+
+def _last_line(exc: BaseException) -> str:
+    """A worker error arrives wrapped with its remote traceback; the last line is the error itself."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def final_payload(result: ray.train.Result) -> dict[str, Any]:

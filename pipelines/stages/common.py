@@ -12,7 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipelines.ray_train import TrainingError
 from pvdm.config import ConfigError, Params, load_params
+from pvdm.data.preprocess import PreprocessError
+from pvdm.training.checkpoint import CheckpointError
 
 # Paths are relative to the project the stage runs in: DVC runs every stage from the folder of dvc.yaml.
 ROOT = Path(os.environ.get("PVDM_ROOT") or Path.cwd()).resolve()
@@ -27,6 +30,13 @@ PLOTS = ROOT / "plots"
 RAY_STORAGE = ROOT / "data" / "ray"  # not a DVC out: survives a failed stage so the rerun resumes
 
 log = logging.getLogger("pvdm")
+# What a stage reports as a one-line error: bad inputs and failed training, not programming errors.
+EXPECTED_FAILURES: tuple[type[BaseException], ...] = (
+    FileNotFoundError,
+    CheckpointError,
+    PreprocessError,
+    TrainingError,
+)
 
 
 def run_stage(main: Callable[[Params], None]) -> None:
@@ -39,7 +49,12 @@ def run_stage(main: Callable[[Params], None]) -> None:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    main(params)
+    try:
+        main(params)
+    except EXPECTED_FAILURES as err:  # a clear one-line reason instead of a traceback; the details are logged
+        log.debug("stage failed", exc_info=True)
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ import mlflow
 from pipelines.stages.common import CLIPS, METRICS, RAW, run_stage, write_json
 from pipelines.tracking import stage_run
 from pvdm.config import Params
-from pvdm.data.preprocess import PreprocessError, run_preprocess
+from pvdm.data.preprocess import run_preprocess
 
 
 def main(params: Params) -> None:
@@ -25,7 +25,4 @@ def main(params: Params) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        run_stage(main)
-    except PreprocessError as err:
-        raise SystemExit(f"error: {err}") from None
+    run_stage(main)

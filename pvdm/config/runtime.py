@@ -17,6 +17,9 @@ class RuntimeConfig(StrictModel):
     )
     num_workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel replicas)")
     use_gpu: bool = False
+    max_failures: int = Field(
+        2, ge=-1, description="Ray Train restarts after a worker failure (-1: unlimited)"
+    )
     cpus_per_worker: int = Field(
         0, ge=0, description="CPU cores per Ray worker (torch threads); 0: this machine's cores / num_workers"
     )

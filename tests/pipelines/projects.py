@@ -41,7 +41,7 @@ def run(cmd: list[str], cwd: Path, timeout: int = 1500, **env: str) -> str:
 def make_project(dest: Path, params: dict[str, Any] | None = None, videos: int = 5) -> Path:
     """A git + DVC project in `dest` running this checkout's pipeline code."""
     dest.mkdir(parents=True, exist_ok=True)
-    for item in ("dvc.yaml", "pvdm", "pipelines"):
+    for item in (".gitignore", "dvc.yaml", "pvdm", "pipelines"):
         src = ROOT / item
         if src.is_dir():
             shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__"))

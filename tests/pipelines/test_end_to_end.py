@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.pipelines.projects import make_project, run
 
@@ -21,7 +20,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_dvc_pipeline_runs_end_to_end_and_reruns_only_what_changed(project: Path) -> None:
+def test_dvc_pipeline_end_to_end_with_experiments_metrics_and_plots(project: Path) -> None:
     first = run(["dvc", "repro"], project)
     stages = ["preprocess", "train_autoencoder", "cache_latents", "train_diffusion", "sample", "evaluate"]
     assert ran_stages(first) == stages
@@ -49,9 +48,14 @@ def test_dvc_pipeline_runs_end_to_end_and_reruns_only_what_changed(project: Path
     assert (project / "data" / "samples" / "preview.gif").is_file()
     assert (project / "plots" / "diffusion.csv").read_text().startswith("step,")
 
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "first run"], project)
     assert ran_stages(run(["dvc", "repro"], project)) == []  # nothing changed: nothing runs
 
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["diffusion"]["train"]["lr"] = 0.002
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
-    assert ran_stages(run(["dvc", "repro"], project)) == ["train_diffusion", "sample", "evaluate"]
+    exp = run(["dvc", "exp", "run", "-S", "diffusion.train.lr=0.002"], project)
+    assert ran_stages(exp) == ["train_diffusion", "sample", "evaluate"]  # only the diffusion stages onward
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project))
+    assert "0.002" in json.dumps(shown)
+    assert "fvd_16" in run(["dvc", "metrics", "diff", "--all"], project)
+    run(["dvc", "plots", "show", "-o", "dvc_plots"], project)
+    assert (project / "dvc_plots" / "index.html").is_file()

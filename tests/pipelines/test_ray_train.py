@@ -9,7 +9,7 @@ import pytest
 import ray.train
 import torch
 
-from pipelines.ray_train import RayContext, final_payload, fit
+from pipelines.ray_train import RayContext, TrainingError, final_payload, fit
 from pvdm.config.autoencoder import AELossConfig, AEModelConfig, AutoencoderConfig
 from pvdm.config.data import DataConfig
 from pvdm.config.runtime import RuntimeConfig
@@ -51,7 +51,9 @@ def test_two_workers_see_different_data_and_end_with_identical_weights(tmp_path:
         rank = ray.train.get_context().get_world_rank()
         logged = Path(config["out"]) / f"logged{rank}.txt"
 
-        def log_metrics(metrics: dict, step: int) -> None:  # stands in for MLflow: must be called on rank 0 only
+        def log_metrics(
+            metrics: dict, step: int
+        ) -> None:  # stands in for MLflow: must be called on rank 0 only
             with logged.open("a") as f:
                 f.write(f"{step}\n")
 
@@ -88,3 +90,36 @@ def test_two_workers_see_different_data_and_end_with_identical_weights(tmp_path:
     assert final_payload(result)["step"] == CFG.train.steps
     assert (out / "logged0.txt").read_text().split() == ["1", "2", "3", "4"]
     assert not (out / "logged1.txt").exists()  # rank 1 never logs
+
+
+@pytest.mark.ray
+def test_non_finite_loss_fails_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
+    def loop(config: dict) -> None:
+        from pvdm.training.autoencoder import train_autoencoder
+
+        class Poisoned(torch.utils.data.Dataset):  # clip 3 is NaN: the loss goes non-finite when it is drawn
+            def __len__(self) -> int:
+                return 4
+
+            def __getitem__(self, i: int) -> torch.Tensor:
+                return torch.full((3, 4, 16, 16), float("nan") if i == 3 else 0.5)
+
+        cfg = CFG.model_copy(
+            update={"train": TrainConfig(steps=8, batch_size=1, lr=1e-3, checkpoint_every=1)}
+        )
+        train_autoencoder(
+            cfg, DATA, RuntimeConfig(precision="fp32"), Poisoned(), RayContext(), lambda a, b: 0
+        )
+
+    runtime = RuntimeConfig(cpus_per_worker=1, max_failures=0)
+    with pytest.raises(
+        TrainingError, match=r"autoencoder loss is nan at step \d+.*run the stage again"
+    ) as info:
+        fit(loop, {}, runtime, name="nan-test", storage_path=tmp_path / "ray")
+    kept = sorted(p for p in (tmp_path / "ray" / "nan-test").glob("checkpoint_*") if p.is_dir())
+    assert kept, str(info.value)
+    from pipelines.ray_train import CHECKPOINT_FILE
+    from pvdm.training.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(kept[-1] / CHECKPOINT_FILE)
+    assert all(torch.isfinite(v).all() for v in payload["model"].values())

@@ -29,7 +29,7 @@ def preprocessed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def ray_checkpoints(project: Path) -> list[Path]:
-    return sorted((project / "data" / "ray").glob("train_autoencoder-*/checkpoint_*"))
+    return sorted(p for p in (project / "data" / "ray").glob("train_autoencoder-*/checkpoint_*") if p.is_dir())
 
 
 @pytest.mark.slow
