@@ -9,7 +9,7 @@ export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := false
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: help uv install test lint format bench demo clean services services-stop
+.PHONY: help uv install test lint format bench demo clean services services-stop serve
 
 help: ## list the targets
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ services: install ## start MLflow, Prefect and an S3 server on loopback (no cont
 
 services-stop: ## end exactly the processes `make services` started
 	$(UV) run --frozen python -m pipelines.services stop
+
+serve: install ## serve the Prefect deployments pvdm/full and pvdm-retrain/scheduled (needs PREFECT_API_URL)
+	$(UV) run --frozen python -m pipelines.deployments serve
 
 demo: install ## install, build the embedded dataset, run the whole pipeline (dvc repro) on CPU, show the results
 	@test -n "$$(ls -A data/raw 2>/dev/null)" || $(UV) run --frozen pvdm synth data/raw --videos 32 --size 64 --frames 64

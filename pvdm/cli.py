@@ -26,3 +26,6 @@ main.add_command(sample)
 from pvdm.metrics.cli import fvd  # noqa: E402
 
 main.add_command(fvd)
+from pvdm.serve_cli import serve  # noqa: E402
+
+main.add_command(serve)
