@@ -29,6 +29,7 @@ GOOD = {
     "café vidéo ü 日本.mp4": "",
     "truncated.mp4": "truncated",
     "small 24x20.mp4": "upscaled",
+    "fade to black.mp4": "dropped 3 constant clips",
 }
 DUPLICATES = {"copy of plain.mp4": "plain.mp4"}
 JUNK = {
@@ -43,6 +44,7 @@ JUNK = {
     "still.mp4": "a single frame",
     "tiny.mp4": "too small: 6x6",
     "wide.mp4": "aspect ratio 8.00:1",
+    "black.mp4": "all 5 clips are constant",
 }
 IGNORED = ["README.txt"]
 
@@ -129,6 +131,9 @@ def build(root: Path) -> Path:
     (root / "truncated.mp4").write_bytes(whole[: len(whole) * 7 // 10])
     (root / "whole.mp4").unlink()
     encode(root / "small 24x20.mp4", sprites(11, size=(20, 24)))
+    fade = sprites(16)
+    fade[16:] = 0  # black after two 8-frame clips
+    encode(root / "fade to black.mp4", fade)
     shutil.copyfile(root / "plain.mp4", root / "copy of plain.mp4")
 
     (root / "empty.mp4").touch()
@@ -142,5 +147,6 @@ def build(root: Path) -> Path:
     encode(root / "still.mp4", sprites(13, frames=1))
     encode(root / "tiny.mp4", sprites(14, size=(6, 6)))
     encode(root / "wide.mp4", sprites(15, size=(16, 128)))
+    encode(root / "black.mp4", np.zeros_like(sprites(17)))
     (root / "README.txt").write_text("not a video")
     return root

@@ -50,7 +50,8 @@ def test_every_good_file_gives_its_clips_and_adjustments_are_noted(
     assert set(processed) == (set(corpus.GOOD) - pair) | {dup["duplicate_of"]}
     for name, v in processed.items():
         note = corpus.GOOD.get(name, "")
-        assert v.clips == (5 if name != "truncated.mp4" else v.decoded_frames // 8), name
+        expected = {"truncated.mp4": v.decoded_frames // 8, "fade to black.mp4": 2}.get(name, 5)
+        assert v.clips == expected, name
         if note:
             assert any(note in n for n in v.notes), (name, v.notes)
         elif name not in ("vp8.webm", "vp9.webm"):  # webm has no frame count: nothing to adjust either way
@@ -58,6 +59,10 @@ def test_every_good_file_gives_its_clips_and_adjustments_are_noted(
     assert 8 <= processed["truncated.mp4"].decoded_frames < corpus.FRAMES
     store = ClipStore(out)
     assert len(store) == report.clips() and set(store.manifest["source"]) == set(processed)
+    fade = store.manifest.index[store.manifest["source"] == "fade to black.mp4"]
+    assert store.manifest.loc[fade, "start_frame"].tolist() == [0, 8] and all(
+        store[i].std() > 10 for i in fade
+    )
     gray = store[store.manifest.index[store.manifest["source"] == "gray.mkv"][0]]
     assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 1], gray[..., 2])
     assert json.loads((out / "report.json").read_text())["counts"]["rejected"] == len(corpus.JUNK)
@@ -69,11 +74,11 @@ def test_too_many_rejections_fail_the_stage_after_writing_the_report(
 ) -> None:
     raw, out, _ = bad_corpus
     with pytest.raises(
-        PreprocessError, match=r"11 of 23 video files rejected \(48% > preprocess.max_rejected"
+        PreprocessError, match=r"12 of 25 video files rejected \(48% > preprocess.max_rejected"
     ):
         run_preprocess(raw, out, TINY, PreprocessConfig(max_rejected_fraction=0.2), progress=False)
     report = json.loads((out / "report.json").read_text())
-    assert report["status"].startswith("failed: 11 of 23") and report["decoded"] == 0  # all reused
+    assert report["status"].startswith("failed: 12 of 25") and report["decoded"] == 0  # all reused
 
 
 def _copy_videos(src: Path, dst: Path, names: list[str]) -> Path:
