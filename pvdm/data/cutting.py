@@ -309,12 +309,20 @@ def _write_shard(
 
 
 def clip_stats(clip: np.ndarray) -> list[float]:
-    """[min, max, mean, std] of a uint8 clip. Min and max are exact; mean and std come from every second pixel in
-    each direction, in float32 (a quarter of the float work; std only has to tell constant clips from others)."""
-    sample = clip[:, ::2, ::2].astype(np.float32)
-    mean = float(sample.mean())
-    std = float(np.sqrt(max(float(np.square(sample - mean).mean()), 0.0)))
-    return [int(clip.min()), int(clip.max()), round(mean, 3), round(std, 3)]
+    """[min, max, mean, std] of a uint8 clip. Min and max are exact; mean and std are estimated from every second
+    frame and every fourth pixel in each direction (1/32 of the float work, which showed in the stage's
+    throughput), and computed over every pixel when the estimate says the clip may be constant."""
+    lo, hi = int(clip.min()), int(clip.max())
+    mean, std = _mean_std(clip[::2, ::4, ::4])
+    if std < 2.0 and lo != hi:
+        mean, std = _mean_std(clip)
+    return [lo, hi, round(mean, 3), round(std, 3)]
+
+
+def _mean_std(x: np.ndarray) -> tuple[float, float]:
+    x = x.astype(np.float32)
+    mean = float(x.mean())
+    return mean, float(np.sqrt(np.square(x - mean).mean()))
 
 
 def _checked_batch(batch: np.ndarray, frames: int, size: tuple[int, int]) -> np.ndarray:

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from pvdm.config import PreprocessConfig
 from pvdm.data.clips import ClipDataset, ClipStore, from_model_tensor, to_model_tensor
-from pvdm.data.cutting import CutSpec, clip_starts
+from pvdm.data.cutting import CutSpec, clip_starts, clip_stats
 from pvdm.data.report import PreprocessReport
 from pvdm.data.video import read_video
 from tests.pvdm.data.conftest import SYNTH_FRAMES, TINY
@@ -88,3 +88,20 @@ def test_model_tensor_round_trip_is_exact() -> None:
 def test_opening_something_else_says_what_is_missing(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not a clip store"):
         ClipStore(tmp_path)
+
+
+def test_clip_stats_estimate_mean_std_but_decide_constancy_exactly() -> None:
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    lo, hi, mean, std = clip_stats(clip)
+    assert (lo, hi) == (clip.min(), clip.max())
+    assert mean == pytest.approx(clip.mean(), abs=3) and std == pytest.approx(clip.std(), rel=0.05)
+    sparse = np.zeros((8, 8, 8, 3), np.uint8)
+    sparse[1, 1, 1] = 200  # outside the sampled pixels: the exact pass must see it
+    assert clip_stats(sparse) == [
+        0,
+        200,
+        pytest.approx(sparse.mean(), abs=1e-3),
+        pytest.approx(sparse.std(), abs=1e-3),
+    ]
+    assert clip_stats(np.full((8, 8, 8, 3), 7, np.uint8)) == [7, 7, 7.0, 0.0]
