@@ -8,6 +8,8 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := false
 export RAY_USAGE_STATS_ENABLED := 0
+# OpenMP's default busy-waiting makes multi-threaded torch 10-30x slower when cores are shared (measured here).
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: help uv install test lint format bench demo clean services services-stop serve
 

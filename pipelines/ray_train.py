@@ -74,6 +74,7 @@ def init_ray(temp_dir: str | None = None) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # inherited by local workers: no OpenMP busy-waiting
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=True)
     else:
