@@ -1,0 +1,360 @@
+"""Prefect orchestration against real servers on loopback: a `prefect server start` subprocess, the project's two
+deployments served by `pvdm serve`, runs started with the CLI
+(`prefect deployment run ...`), new videos in a bucket of moto's S3 HTTP server, MLflow's SQLite store.
+
+One tiny project is shared by the tests, in this order (the pipeline runs twice in all):
+1. pvdm/full with a broken `evaluate` stage: the run fails, the stage's error is in the run's state message and
+   logs, the stage was retried; after the fix, pvdm/full completes and reruns only `evaluate`.
+2. pvdm-retrain/scheduled with two new videos in S3: ingested, the pipeline reruns, the new models are promoted or
+   not by the fvd_16 rule against the champion (the models of 1); a second run with nothing new skips the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipelines import registry
+from pipelines.services import HOST, free_port, spawn, stop_process_group, wait_http
+from pvdm.data.synthetic import generate_videos
+from tests.pipelines.projects import ROOT, make_project, project_env
+from tests.pipelines.tiny_params import TINY_PARAMS
+from tests.service_fixtures import S3Server
+
+pytestmark = [pytest.mark.slow, pytest.mark.services]
+
+STAGES = ["preprocess", "train_autoencoder", "cache_latents", "train_diffusion", "sample", "evaluate"]
+CRON = "30 4 * * 1"
+RUN_TIMEOUT = 1800  # seconds for one pipeline run on 2 busy cores
+
+
+@dataclass
+class Prefect:
+    api_url: str
+    env: dict[str, str]
+
+    def get(self, path: str) -> Any:
+        return _ok(httpx.get(f"{self.api_url}{path}", timeout=30))
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return _ok(httpx.post(f"{self.api_url}{path}", json=body, timeout=30))
+
+    def flow_run(self, run_id: str) -> dict[str, Any]:
+        return self.get(f"/flow_runs/{run_id}")
+
+    def task_runs(self, run_id: str) -> dict[str, dict[str, Any]]:
+        runs = self.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
+        return {r["name"]: r for r in runs}
+
+    def logs(self, run_id: str) -> str:
+        body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200, "sort": "TIMESTAMP_ASC"}
+        lines, offset = [], 0
+        while page := self.post("/logs/filter", {**body, "offset": offset}):
+            lines += [entry["message"] for entry in page]
+            offset += len(page)
+        return "\n".join(lines)
+
+
+def _ok(response: httpx.Response) -> Any:
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect]:
+    """`prefect server start` on a free loopback port, its state in a temporary PREFECT_HOME."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    env = {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"http://{HOST}:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "true",
+    }
+    log = home / "server.log"
+    proc = spawn(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)], env, log
+    )
+    ident = (proc.pid, psutil.Process(proc.pid).create_time())
+    try:
+        wait_http(f"http://{HOST}:{port}/api/health", proc, log, 240)
+        yield Prefect(env["PREFECT_API_URL"], env)
+    finally:
+        stop_process_group(*ident)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    params = {
+        **TINY_PARAMS,
+        "orchestration": {"retrain_cron": CRON, "retries": 1, "retry_delay_seconds": 1.0},
+    }
+    root = make_project(tmp_path_factory.mktemp("orchestration") / "project", params)
+    shutil.copy(ROOT / ".dvcignore", root / ".dvcignore")  # the ingest state file is not data
+    return root
+
+
+@dataclass
+class Served:
+    env: dict[str, str]  # for the CLI calls: the Prefect server, S3 credentials, the venv first on PATH
+    stop: Callable[[], bool]
+
+
+@pytest.fixture(scope="module")
+def served(project: Path, prefect: Prefect, s3_server: S3Server) -> Iterator[Served]:
+    """`pvdm serve` in the project (it runs `python -m pipelines.deployments serve`, as `make serve` does)."""
+    env = project_env(**prefect.env, **s3_server.env, PREFECT_RUNNER_POLL_FREQUENCY="1")
+    env.pop("PVDM_PIPELINE_ID")  # the flow sets it per flow run
+    log = project.parent / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "pvdm"), "serve"],  # = python -m pipelines.deployments serve
+            cwd=project,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    ident = (proc.pid, psutil.Process(proc.pid).create_time())
+    try:
+        _wait_for_deployments(prefect, proc, log)
+        yield Served(env, lambda: stop_process_group(*ident))
+    finally:
+        stop_process_group(*ident)
+
+
+def _wait_for_deployments(prefect: Prefect, proc: subprocess.Popen, log: Path, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"serve exited:\n{log.read_text()[-4000:]}"
+        found = prefect.post("/deployments/filter", {})
+        if {d["name"] for d in found} >= {"full", "scheduled"}:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"deployments not served within {timeout} s:\n{log.read_text()[-4000:]}")
+
+
+def deployment_run(env: dict[str, str], name: str, *params: str) -> tuple[int, str, str]:
+    """`prefect deployment run NAME --watch`: (exit code, output, flow run id)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "prefect",
+        "deployment",
+        "run",
+        name,
+        "--watch",
+        "--watch-timeout",
+        str(RUN_TIMEOUT),
+    ]
+    for param in params:
+        argv += ["--param", param]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT + 120)
+    text = out.stdout + out.stderr
+    match = re.search(r"UUID: ([0-9a-f-]{36})", text)
+    assert match, text[-4000:]
+    return out.returncode, text, match[1]
+
+
+def mlflow_client(project: Path) -> MlflowClient:
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def parent_run(client: MlflowClient, flow_run_id: str) -> Any:
+    experiment = client.get_experiment_by_name("pvdm").experiment_id
+    runs = client.search_runs([experiment], f"tags.`prefect.flow_run_id` = '{flow_run_id}'")
+    assert len(runs) == 1, f"{len(runs)} MLflow parent runs for flow run {flow_run_id}"
+    return runs[0]
+
+
+def stage_names(client: MlflowClient, parent_id: str) -> set[str]:
+    return set(registry.stage_runs(client, parent_id))
+
+
+# --- 1. pvdm/full: a failed stage, then the run that completes ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full_runs(project: Path, served: Served) -> dict[str, tuple[int, str, str]]:
+    stage = project / "pipelines" / "stages" / "evaluate.py"
+    original = stage.read_text()
+    future = "from __future__ import annotations\n"
+    stage.write_text(
+        original.replace(future, f'{future}raise RuntimeError("injected failure: the disk is full")\n')
+    )
+    try:
+        failed = deployment_run(served.env, "pvdm/full")
+    finally:
+        stage.write_text(original)
+    return {"failed": failed, "completed": deployment_run(served.env, "pvdm/full")}
+
+
+def test_a_failed_stage_fails_the_flow_run_with_its_error(
+    full_runs: dict[str, tuple[int, str, str]], prefect: Prefect, project: Path
+) -> None:
+    code, output, run_id = full_runs["failed"]
+    assert code == 1 and "finished in state 'Failed'" in output
+    state = prefect.flow_run(run_id)["state"]
+    assert state["type"] == "FAILED"
+    assert "DVC stage 'evaluate' failed" in state["message"] and "injected failure" in state["message"]
+    tasks = prefect.task_runs(run_id)
+    assert tasks["evaluate"]["state_type"] == "FAILED" and tasks["evaluate"]["run_count"] == 2  # retried once
+    assert all(tasks[s]["state_type"] == "COMPLETED" for s in STAGES[:-1])
+    assert "RuntimeError: injected failure: the disk is full" in prefect.logs(run_id)
+    client = mlflow_client(project)
+    parent = parent_run(client, run_id)
+    assert parent.info.status == "FAILED" and parent.info.run_name == f"pipeline-{run_id}"
+    assert stage_names(client, parent.info.run_id) == set(STAGES[:-1])
+
+
+def test_full_deployment_completes_from_the_cli_resuming_where_dvc_left_off(
+    full_runs: dict[str, tuple[int, str, str]], prefect: Prefect, project: Path
+) -> None:
+    code, output, run_id = full_runs["completed"]
+    assert code == 0, output[-4000:]
+    assert "Flow run finished successfully in 'Completed'" in output
+    tasks = prefect.task_runs(run_id)
+    assert sorted(tasks) == sorted(STAGES) and all(t["state_type"] == "COMPLETED" for t in tasks.values())
+    logs = prefect.logs(run_id)
+    assert all(f"Stage '{s}' didn't change, skipping" in logs for s in STAGES[:-1])
+    client = mlflow_client(project)
+    parent = parent_run(client, run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["prefect.deployment"] == "full"
+    assert stage_names(client, parent.info.run_id) == {"evaluate"}  # only what the failed run left undone
+    assert "fvd_16" in json.loads((project / "metrics" / "eval.json").read_text())
+    for name in (registry.DIFFUSION, registry.AUTOENCODER):
+        assert [v.version for v in client.search_model_versions(f"name = '{name}'")] == [1]
+
+
+def test_the_retrain_deployment_has_the_cron_of_params(served: Served, prefect: Prefect) -> None:
+    deployment = prefect.get("/deployments/name/pvdm-retrain/scheduled")
+    [schedule] = deployment["schedules"]
+    assert schedule["schedule"]["cron"] == CRON and schedule["schedule"]["timezone"] == "UTC"
+    assert schedule["active"] and not prefect.get("/deployments/name/pvdm/full")["schedules"]
+
+
+# --- 2. pvdm-retrain/scheduled: new videos in S3, then nothing new ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def retrain_runs(
+    full_runs: dict[str, tuple[int, str, str]],
+    project: Path,
+    served: Served,
+    s3_server: S3Server,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
+    # The models of pvdm/full become the champion (the first model is promoted), as a retrain would have done.
+    client = mlflow_client(project)
+    first = registry.promote_if_better(parent_run(client, full_runs["completed"][2]).info.run_id, client)
+    bucket = s3_server.new_bucket("videos")
+    new = tmp_path_factory.mktemp("new-videos")
+    for path in generate_videos(new, 2, size=32, frames=48, fps=8, seed=7):
+        s3_server.client().upload_file(str(path), bucket, f"incoming/new_{path.name}")
+    source = {"ingest.source": f"s3://{bucket}/incoming", "ingest.endpoint_url": s3_server.endpoint_url}
+    with_new = deployment_run(served.env, "pvdm-retrain/scheduled", f"overrides={json.dumps(source)}")
+    nothing_new = deployment_run(served.env, "pvdm-retrain/scheduled")  # the source is in params.yaml now
+    return {"first": first, "with_new": with_new, "nothing_new": nothing_new, "bucket": bucket}
+
+
+def test_retrain_ingests_new_videos_and_promotes_by_the_fvd_rule(
+    retrain_runs: dict[str, Any], prefect: Prefect, project: Path
+) -> None:
+    assert (
+        retrain_runs["first"].outcome == registry.PROMOTED and "no champion" in retrain_runs["first"].reason
+    )
+    champion_fvd = retrain_runs["first"].fvd_16
+    code, output, run_id = retrain_runs["with_new"]
+    assert code == 0, output[-4000:]
+    assert sorted(p.name for p in (project / "data" / "raw").glob("new_*.mp4")) == [
+        "new_synth_0000.mp4",
+        "new_synth_0001.mp4",
+    ]
+    client = mlflow_client(project)
+    parent = parent_run(client, run_id)
+    assert stage_names(client, parent.info.run_id) == set(STAGES)  # new data: everything reran
+    new_fvd = json.loads((project / "metrics" / "eval.json").read_text())["fvd_16"]
+    expected = registry.PROMOTED if new_fvd < champion_fvd else registry.KEPT
+    version = client.get_model_version(registry.DIFFUSION, "2")
+    assert version.run_id in {r.info.run_id for r in registry.stage_runs(client, parent.info.run_id).values()}
+    assert version.tags["pvdm.decision"] == expected and float(version.tags["pvdm.fvd_16"]) == new_fvd
+    assert float(version.tags["pvdm.champion_fvd_16"]) == champion_fvd
+    assert client.get_model_version(registry.AUTOENCODER, "2").tags["pvdm.decision"] == expected
+    assert parent.data.tags["pvdm.decision"] == expected and float(parent.data.tags["pvdm.fvd_16"]) == new_fvd
+    champion = "2" if expected == registry.PROMOTED else "1"
+    for name in (registry.DIFFUSION, registry.AUTOENCODER):
+        assert str(client.get_model_version_by_alias(name, registry.CHAMPION).version) == champion
+    assert prefect.flow_run(run_id)["state"]["message"].startswith(f"{expected}: ")
+
+
+def test_retrain_with_nothing_new_skips_the_pipeline(
+    retrain_runs: dict[str, Any], prefect: Prefect, project: Path
+) -> None:
+    code, output, run_id = retrain_runs["nothing_new"]
+    assert code == 0, output[-4000:]
+    message = prefect.flow_run(run_id)["state"]["message"]
+    assert message.startswith("skipped: nothing new at s3://") and "pipeline not run" in message
+    assert not any(name in STAGES for name in prefect.task_runs(run_id))
+    client = mlflow_client(project)
+    experiment = client.get_experiment_by_name("pvdm").experiment_id
+    assert not client.search_runs([experiment], f"tags.`prefect.flow_run_id` = '{run_id}'")
+    assert len(client.search_model_versions(f"name = '{registry.DIFFUSION}'")) == 2
+
+
+# --- 3. the work-pool way: the same deployments registered with a process pool, run by a worker -------------------
+
+
+def test_the_work_pool_way_runs_the_deployments_through_a_worker(
+    retrain_runs: dict[str, Any], served: Served, prefect: Prefect, project: Path
+) -> None:
+    served.stop()  # from now on only the worker may pick up runs
+    env = served.env
+    run_cli(
+        [sys.executable, "-m", "prefect", "work-pool", "create", "pvdm-pool", "--type", "process"],
+        project,
+        env,
+    )
+    run_cli([sys.executable, "-m", "pipelines.deployments", "deploy", "--pool", "pvdm-pool"], project, env)
+    deployment = prefect.get("/deployments/name/pvdm-retrain/scheduled")
+    assert (
+        deployment["work_pool_name"] == "pvdm-pool" and deployment["schedules"][0]["schedule"]["cron"] == CRON
+    )
+    created = run_cli(
+        [sys.executable, "-m", "prefect", "deployment", "run", "pvdm-retrain/scheduled"], project, env
+    )
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", created)[1]
+    worker = [
+        sys.executable,
+        "-m",
+        "prefect",
+        "worker",
+        "start",
+        "--pool",
+        "pvdm-pool",
+        "--run-once",
+        "--limit",
+        "1",
+    ]
+    run_cli(worker, project, env)
+    state = prefect.flow_run(run_id)["state"]
+    assert state["type"] == "COMPLETED" and state["message"].startswith("skipped: nothing new at s3://")
+
+
+def run_cli(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
+    out = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, f"{argv}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout + out.stderr
