@@ -7,10 +7,12 @@ One tiny project is shared by the tests, in this order (the pipeline runs twice 
    logs, the stage was retried; after the fix, pvdm/full completes and reruns only `evaluate`.
 2. pvdm-retrain/scheduled with two new videos in S3: ingested, the pipeline reruns, the new models are promoted or
    not by the fvd_16 rule against the champion (the models of 1); a second run with nothing new skips the pipeline.
+3. The work-pool way: serving stopped, the deployments registered with a process pool, a worker runs a retrain.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -98,10 +100,10 @@ def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    params = {
-        **TINY_PARAMS,
-        "orchestration": {"retrain_cron": CRON, "retries": 1, "retry_delay_seconds": 1.0},
-    }
+    params = copy.deepcopy(TINY_PARAMS)  # with fewer training steps: the pipeline runs twice here
+    params["autoencoder"]["train"].update(steps=4, checkpoint_every=2, log_every=1)
+    params["diffusion"]["train"].update(steps=4, checkpoint_every=2, log_every=1)
+    params["orchestration"] = {"retrain_cron": CRON, "retries": 1, "retry_delay_seconds": 1.0}
     root = make_project(tmp_path_factory.mktemp("orchestration") / "project", params)
     shutil.copy(ROOT / ".dvcignore", root / ".dvcignore")  # the ingest state file is not data
     return root
