@@ -78,7 +78,9 @@ def init_ray(temp_dir: str | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=True)
     else:
-        ray.init(include_dashboard=False, log_to_driver=True, _temp_dir=temp_dir)
+        # The dashboard serves Ray's state API, which Ray Train's placement-group cleaner polls (without it the
+        # log fills with "Failed to query Ray Train Controller actor state"); it listens on loopback only.
+        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True, _temp_dir=temp_dir)
 
 
 def fit(

@@ -95,6 +95,26 @@ def fvd_record(result: FVDResult) -> dict[str, Any]:
     return result.as_dict()
 
 
+def fvd_long_record(
+    protocol: FVDProtocol,
+    store: ClipStore,
+    indices: list[int],
+    long_dir: Path,
+    extractor: I3DFeatureExtractor,
+) -> dict[str, Any]:
+    """fvd_long over the generated long videos, on as many frames as they have (up to the protocol's)."""
+    fakes = list_videos(long_dir)
+    frames = min(protocol.frames, read_video(fakes[0]).shape[0])
+    reals = list(real_long_clips(store, indices, frames))[: protocol.n_real]
+    if len(reals) < 2 or len(fakes) < 2:
+        return {}  # a covariance needs at least two clips a side
+    sized_protocol = FVDProtocol(
+        "fvd_long", frames, len(reals), min(protocol.n_fake, len(fakes)), protocol.real_split
+    )
+    result = compute_fvd(reals, video_files(long_dir), sized_protocol, extractor)
+    return {"fvd_long": result.fvd, "protocol_fvd_long": fvd_record(result)}
+
+
 def evaluate_run(
     cfg: EvaluateConfig,
     store: ClipStore,
@@ -119,13 +139,7 @@ def evaluate_run(
 
     long_dir = samples / "long"
     if long_dir.is_dir() and any(long_dir.iterdir()):
-        long_frames = min(protocols["fvd_long"].frames, read_video(list_videos(long_dir)[0]).shape[0])
-        reals = list(real_long_clips(store, indices, long_frames))
-        if len(reals) >= 2:
-            pl = sized(FVDProtocol("fvd_long", long_frames, len(reals), len(list_videos(long_dir)), split),
-                       len(reals), len(list_videos(long_dir)))  # fmt: skip
-            rl = compute_fvd(reals, video_files(long_dir), pl, extractor)
-            out |= {"fvd_long": rl.fvd, "protocol_fvd_long": fvd_record(rl)}
+        out |= fvd_long_record(protocols["fvd_long"], store, indices, long_dir, extractor)
 
     noise = compute_fvd(
         real_clips(store, indices),
@@ -135,6 +149,10 @@ def evaluate_run(
     out["fvd_noise_latents"] = noise.fvd
     out["motion_real"] = motion(real_clips(store, indices), p16.n_fake)
     out["motion_fake"] = motion(video_files(samples / "clips"), p16.n_fake)
+    out["motion_ratio"] = (
+        out["motion_fake"] / out["motion_real"]
+    )  # ~1: samples move like the data; ~0: frozen
+    out["fvd_ratio_to_noise"] = out["fvd_16"] / out["fvd_noise_latents"]  # << 1: far better than no model
 
     held_out = [np.asarray(store[i]) for i in indices[: cfg.recon_num_clips]]
     pairs = list(reconstruct(ae, held_out, cfg.batch_size, device))

@@ -40,6 +40,8 @@ def test_dvc_pipeline_end_to_end_with_experiments_metrics_and_plots(project: Pat
         "motion_real",
         "motion_fake",
         "fvd_noise_latents",
+        "motion_ratio",
+        "fvd_ratio_to_noise",
     ):
         assert key in metrics, key
     assert metrics["n_fake"] == 3 and metrics["detector_sha256"]

@@ -29,7 +29,9 @@ def preprocessed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def ray_checkpoints(project: Path) -> list[Path]:
-    return sorted(p for p in (project / "data" / "ray").glob("train_autoencoder-*/checkpoint_*") if p.is_dir())
+    return sorted(
+        p for p in (project / "data" / "ray").glob("train_autoencoder-*/checkpoint_*") if p.is_dir()
+    )
 
 
 @pytest.mark.slow

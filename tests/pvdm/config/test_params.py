@@ -48,4 +48,8 @@ def test_yaml_reads_exponent_floats_and_names_the_file(tmp_path: Path) -> None:
 def test_shipped_params_files_validate(name: str) -> None:
     params = load_params(Path(__file__).resolve().parents[3] / name)
     if name != "params.yaml":  # the presets are the paper's geometry: 2,048 latent positions
-        assert (params.data.resolution, params.data.frames, params.autoencoder.model.patch_size) == (256, 16, 8)
+        assert (params.data.resolution, params.data.frames, params.autoencoder.model.patch_size) == (
+            256,
+            16,
+            8,
+        )
