@@ -89,7 +89,7 @@ def fit(
     runtime: RuntimeConfig,
     *,
     name: str,
-    storage_path: Path,
+    storage_path: Path | str,
     max_failures: int | None = None,
 ) -> ray.train.Result:
     """Run `train_loop(loop_config)` on `runtime.num_workers` workers; returns Ray's Result (latest checkpoint)."""

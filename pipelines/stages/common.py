@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.ray_train import TrainingError
-from pvdm.config import ConfigError, Params, load_params
+from pvdm.config import ConfigError, Params, RuntimeConfig, load_params
 from pvdm.data.preprocess import PreprocessError
 from pvdm.training.checkpoint import CheckpointError
 
@@ -27,7 +27,6 @@ SAMPLES = ROOT / "data" / "samples"
 REPORTS = ROOT / "data" / "reports"
 METRICS = ROOT / "metrics"
 PLOTS = ROOT / "plots"
-RAY_STORAGE = ROOT / "data" / "ray"  # not a DVC out: survives a failed stage so the rerun resumes
 
 log = logging.getLogger("pvdm")
 # What a stage reports as a one-line error: bad inputs and failed training, not programming errors.
@@ -87,6 +86,11 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def ray_storage(runtime: RuntimeConfig) -> Path | str:
+    """Ray Train's storage: not a DVC out, so it survives a failed stage and the rerun resumes from it."""
+    return runtime.ray_storage if "://" in runtime.ray_storage else ROOT / runtime.ray_storage
 
 
 def inference_payload(payload: dict[str, Any]) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from pipelines.stages.common import (
     METRICS,
     MODELS,
     PLOTS,
-    RAY_STORAGE,
     REPORTS,
+    ray_storage,
     run_name,
     run_stage,
     write_curve,
@@ -76,7 +76,9 @@ def main(params: Params) -> None:
             "run_id": run.info.run_id,
         }
         name = run_name("train_autoencoder", section, CLIPS / "manifest.parquet")
-        payload = final_payload(fit(worker, config, params.runtime, name=name, storage_path=RAY_STORAGE))
+        payload = final_payload(
+            fit(worker, config, params.runtime, name=name, storage_path=ray_storage(params.runtime))
+        )
         model = autoencoder_from_checkpoint(payload)
         split = (
             "test" if ClipStore(CLIPS).indices("test") else "train"

@@ -16,7 +16,7 @@ from pipelines.stages.common import (
     METRICS,
     MODELS,
     PLOTS,
-    RAY_STORAGE,
+    ray_storage,
     run_name,
     run_stage,
     write_curve,
@@ -46,7 +46,9 @@ def main(params: Params) -> None:
             "run_id": run.info.run_id,
         }
         name = run_name("train_diffusion", section, LATENTS / "meta.json", LATENTS / "manifest.parquet")
-        payload = final_payload(fit(worker, config, params.runtime, name=name, storage_path=RAY_STORAGE))
+        payload = final_payload(
+            fit(worker, config, params.runtime, name=name, storage_path=ray_storage(params.runtime))
+        )
         history = payload["history"]
         tail = history[-max(1, len(history) // 10) :]
         scores = {

@@ -17,6 +17,11 @@ class RuntimeConfig(StrictModel):
     )
     num_workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel replicas)")
     use_gpu: bool = False
+    ray_storage: str = Field(
+        "data/ray",
+        min_length=1,
+        description="where Ray Train keeps checkpoints (a folder relative to the project, or s3://... for a cluster)",
+    )
     max_failures: int = Field(
         2, ge=-1, description="Ray Train restarts after a worker failure (-1: unlimited)"
     )
