@@ -73,7 +73,7 @@ def test_push_then_pull_into_a_fresh_clone_restores_outputs(
     _git("add", "-A", cwd=origin, env=env)
     _git("commit", "-q", "-m", "pipeline", cwd=origin, env=env)
     assert "secret" not in (origin / ".dvc" / "config").read_text().lower()
-    _dvc("push", cwd=origin, env=env)
+    _dvc("push", "data/raw.dvc", "preprocess", cwd=origin, env=env)
     expected = _digests(origin, OUTPUTS)
     assert any(k.startswith("data/clips/shards/") for k in expected) and any(
         k.startswith("data/raw/") for k in expected
@@ -86,6 +86,6 @@ def test_push_then_pull_into_a_fresh_clone_restores_outputs(
     assert (
         _digests(clone, OUTPUTS) == {}
     )  # git carries only the pointers (dvc.lock, data/raw.dvc), not the data
-    _dvc("pull", cwd=clone, env=env)
+    _dvc("pull", "data/raw.dvc", "preprocess", cwd=clone, env=env)  # the later stages were never run
     assert _digests(clone, OUTPUTS) == expected
-    assert "up to date" in _dvc("status", cwd=clone, env=env)
+    assert "up to date" in _dvc("status", "preprocess", cwd=clone, env=env)
