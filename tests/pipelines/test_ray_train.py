@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,13 @@ CFG = AutoencoderConfig(
     train=TrainConfig(steps=4, batch_size=4, lr=1e-3, checkpoint_every=2, log_every=1),
 )
 DATA = DataConfig(resolution=16, frames=4)
+
+
+@pytest.fixture(autouse=True)
+def _local_ray_shut_down() -> Iterator[None]:
+    """fit() starts a local Ray in this process; leave none behind for the tests that follow."""
+    yield
+    ray.shutdown()
 
 
 @pytest.mark.ray
