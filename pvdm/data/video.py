@@ -15,22 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pvdm.config.preprocess import DEFAULT_EXTENSIONS
+
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (
-    ".mp4",
-    ".avi",
-    ".mkv",
-    ".webm",
-    ".mov",
-    ".m4v",
-    ".mpg",
-    ".mpeg",
-    ".wmv",
-    ".flv",
-    ".ts",
-    ".gif",
-)
+VIDEO_EXTENSIONS = tuple(
+    DEFAULT_EXTENSIONS
+)  # one list: what preprocess reads by default is what counts as video
 
 
 class VideoError(RuntimeError):
