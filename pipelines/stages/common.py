@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipelines.ray_train import TrainingError
+import mlflow
+
+from pipelines.ray_train import TrainingError, final_payload, fit
 from pvdm.config import ConfigError, Params, RuntimeConfig, load_params
 from pvdm.data.preprocess import PreprocessError
 from pvdm.training.checkpoint import CheckpointError
@@ -91,6 +93,31 @@ def file_sha256(path: Path) -> str:
 def ray_storage(runtime: RuntimeConfig) -> Path | str:
     """Ray Train's storage: not a DVC out, so it survives a failed stage and the rerun resumes from it."""
     return runtime.ray_storage if "://" in runtime.ray_storage else ROOT / runtime.ray_storage
+
+
+def train_on_ray(
+    stage: str,
+    worker: Callable[[dict[str, Any]], None],
+    params: Params,
+    section: dict[str, Any],
+    run_id: str,
+    data: dict[str, Path],
+    run_inputs: list[Path],
+) -> dict[str, Any]:
+    """Run a training stage's `worker` on Ray Train and return its final checkpoint payload.
+
+    The worker gets the params, the `data` paths (as strings), and where to log (MLflow run `run_id`). The Ray
+    run is named by the stage's params section and the bytes of `run_inputs`, so a rerun resumes it.
+    """
+    config = {
+        "params": params.model_dump(mode="json"),
+        "tracking_uri": mlflow.get_tracking_uri(),
+        "run_id": run_id,
+    } | {key: str(path) for key, path in data.items()}
+    name = run_name(stage, section, *run_inputs)
+    return final_payload(
+        fit(worker, config, params.runtime, name=name, storage_path=ray_storage(params.runtime))
+    )
 
 
 def inference_payload(payload: dict[str, Any]) -> dict[str, Any]:

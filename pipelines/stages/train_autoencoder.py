@@ -12,16 +12,15 @@ import mlflow
 import numpy as np
 import torch
 
-from pipelines.ray_train import RayContext, final_payload, fit
+from pipelines.ray_train import RayContext
 from pipelines.stages.common import (
     CLIPS,
     METRICS,
     MODELS,
     PLOTS,
     REPORTS,
-    ray_storage,
-    run_name,
     run_stage,
+    train_on_ray,
     write_curve,
     write_json,
 )
@@ -31,8 +30,8 @@ from pvdm.config import Params, parse_params
 from pvdm.data.clips import ClipDataset, ClipStore, from_model_tensor
 from pvdm.data.video import write_gif
 from pvdm.metrics.lpips import load_lpips
+from pvdm.metrics.recon import psnr
 from pvdm.training.autoencoder import autoencoder_from_checkpoint, train_autoencoder
-from pvdm.training.autoencoder_step import psnr
 
 RECON_CLIPS = 8
 
@@ -56,7 +55,7 @@ def score_reconstructions(
     lpips = load_lpips("vgg")
     frames = x.transpose(1, 2).flatten(0, 1)  # (n*T, 3, H, W)
     rec_frames = rec.transpose(1, 2).flatten(0, 1)
-    scores = {"val_psnr": psnr(rec, x), "val_lpips": float(lpips(rec_frames, frames).mean())}
+    scores = {"val_psnr": float(psnr(x, rec).mean()), "val_lpips": float(lpips(rec_frames, frames).mean())}
     top = np.concatenate([from_model_tensor(c) for c in x], axis=2)  # (T, H, n*W, 3)
     bottom = np.concatenate([from_model_tensor(c) for c in rec], axis=2)
     return scores, np.concatenate([top, bottom], axis=1)
@@ -69,16 +68,10 @@ def main(params: Params) -> None:
         "runtime": params.runtime.model_dump(),
     }
     with stage_run("train_autoencoder", section, deps=["data/clips"]) as run:
-        config = {
-            "params": params.model_dump(mode="json"),
-            "clips": str(CLIPS),
-            "tracking_uri": mlflow.get_tracking_uri(),
-            "run_id": run.info.run_id,
-        }
-        name = run_name("train_autoencoder", section, CLIPS / "manifest.parquet")
-        payload = final_payload(
-            fit(worker, config, params.runtime, name=name, storage_path=ray_storage(params.runtime))
-        )
+        payload = train_on_ray(
+            "train_autoencoder", worker, params, section, run.info.run_id,
+            data={"clips": CLIPS}, run_inputs=[CLIPS / "manifest.parquet"],
+        )  # fmt: skip
         model = autoencoder_from_checkpoint(payload)
         split = (
             "test" if ClipStore(CLIPS).indices("test") else "train"

@@ -10,15 +10,14 @@ from typing import Any
 
 import mlflow
 
-from pipelines.ray_train import RayContext, final_payload, fit
+from pipelines.ray_train import RayContext
 from pipelines.stages.common import (
     LATENTS,
     METRICS,
     MODELS,
     PLOTS,
-    ray_storage,
-    run_name,
     run_stage,
+    train_on_ray,
     write_curve,
     write_json,
 )
@@ -39,16 +38,10 @@ def worker(config: dict[str, Any]) -> None:
 def main(params: Params) -> None:
     section = {"diffusion": params.diffusion.model_dump(), "runtime": params.runtime.model_dump()}
     with stage_run("train_diffusion", section, deps=["data/latents"]) as run:
-        config = {
-            "params": params.model_dump(mode="json"),
-            "latents": str(LATENTS),
-            "tracking_uri": mlflow.get_tracking_uri(),
-            "run_id": run.info.run_id,
-        }
-        name = run_name("train_diffusion", section, LATENTS / "meta.json", LATENTS / "manifest.parquet")
-        payload = final_payload(
-            fit(worker, config, params.runtime, name=name, storage_path=ray_storage(params.runtime))
-        )
+        payload = train_on_ray(
+            "train_diffusion", worker, params, section, run.info.run_id,
+            data={"latents": LATENTS}, run_inputs=[LATENTS / "meta.json", LATENTS / "manifest.parquet"],
+        )  # fmt: skip
         history = payload["history"]
         tail = history[-max(1, len(history) // 10) :]
         scores = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,9 +16,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from pvdm.metrics.features import I3DFeatureExtractor
 from pvdm.metrics.fvd import FeatureStats, fvd_from_stats
 from pvdm.metrics.lpips import load_lpips
+
+if TYPE_CHECKING:  # I3D is loaded only where R-FVD is computed: training imports psnr from here
+    from pvdm.metrics.features import I3DFeatureExtractor
 
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03  # Wang et al. 2004
 
@@ -103,7 +106,10 @@ def reconstruction_metrics(
     `originals` and `recons` are float tensors (B, 3, T, H, W) in [-1, 1], or two iterables of such batches
     in the same order. R-FVD is the FVD (I3D, frames resized to 224) between the two sets; it needs >= 2 clips.
     """
-    extractor = extractor or I3DFeatureExtractor()
+    if extractor is None:
+        from pvdm.metrics.features import I3DFeatureExtractor
+
+        extractor = I3DFeatureExtractor()
     lpips_model = lpips_model or load_lpips("vgg")
     psnrs, ssims, lpipses, real_feats, fake_feats = [], [], [], [], []
     for original, recon in _paired_batches(originals, recons):

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from pvdm.config.autoencoder import AELossConfig
+from pvdm.metrics.recon import psnr
 from pvdm.training.autoencoder_loss import (
     PerceptualFn,
     discriminator_hinge_loss,
@@ -69,7 +70,7 @@ def autoencoder_train_step(
             state, x, x_rec.detach(), frame_index, step, grad_clip, precision
         )
     metrics |= {k: v.item() for k, v in parts.items()}
-    metrics["psnr"] = psnr(x_rec.detach().float(), x)
+    metrics["psnr"] = float(psnr(x, x_rec.detach()).mean())  # per clip, as evaluate scores it
     return metrics
 
 
@@ -90,9 +91,3 @@ def _discriminator_step(
     clip_gradients(state.discriminator.parameters(), grad_clip)
     state.disc_optimizer.step()
     return d_loss.item()
-
-
-def psnr(x_rec: torch.Tensor, x: torch.Tensor) -> float:
-    """PSNR in dB for videos in [-1, 1] (peak-to-peak 2), after clamping the reconstruction to that range."""
-    mse = (x_rec.clamp(-1, 1) - x).pow(2).mean()
-    return float(10 * torch.log10(4.0 / mse.clamp_min(1e-12)))

@@ -11,13 +11,7 @@ from pvdm.models.unet import PAPER_LATENT, JointAttention, TriplaneUNet, paper_u
 SQUARE = LatentShape(channels=4, frames=6, height=6, width=6)  # three 6x6 planes, L = 108
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; on a loaded 2-core machine, two threads spin and run ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see tests/conftest.py
 
 
 def tiny(**overrides) -> UNetConfig:

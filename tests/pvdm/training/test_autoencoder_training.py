@@ -10,13 +10,14 @@ from pvdm.config.autoencoder import AELossConfig, AEModelConfig, AutoencoderConf
 from pvdm.config.data import DataConfig
 from pvdm.config.training import TrainConfig
 from pvdm.data.video import read_video
+from pvdm.metrics.recon import psnr
 from pvdm.training.autoencoder import (
     autoencoder_checkpoint,
     autoencoder_from_checkpoint,
     build_autoencoder_state,
     restore_autoencoder_state,
 )
-from pvdm.training.autoencoder_step import autoencoder_train_step, psnr
+from pvdm.training.autoencoder_step import autoencoder_train_step
 from pvdm.training.checkpoint import load_checkpoint, save_checkpoint
 from pvdm.training.guards import NonFiniteLossError
 from pvdm.training.schedule import step_generator
@@ -69,10 +70,10 @@ def test_autoencoder_overfits_a_real_clip(shared_videos: Path) -> None:
     )
     state = build_autoencoder_state(cfg, DATA, load_lpips("vgg"), torch.device("cpu"))
     with torch.no_grad():
-        before = psnr(state.model(x), x)
+        before = float(psnr(x, state.model(x)).mean())
     history = run(state, x, cfg, 0, 200)
     with torch.no_grad():
-        after = psnr(state.model.eval()(x), x)
+        after = float(psnr(x, state.model.eval()(x)).mean())
     print(
         f"autoencoder PSNR on a real 4x16x16 clip: {before:.2f} dB at step 0 -> {after:.2f} dB after 200 steps"
     )

@@ -17,13 +17,7 @@ LATENT = LatentShape(channels=4, frames=4, height=4, width=4)  # L = 16 + 16 + 1
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; on a loaded 2-core machine, two threads spin and run ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see tests/conftest.py
 
 
 def tiny_setup(lr: float = 2e-3, **train):
