@@ -30,7 +30,7 @@ def _load(params: Path | None) -> Params:
 @click.option("--fps", default=16.0, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 def synth(out_dir: Path, n_videos: int, size: int, frames: int, fps: float, seed: int) -> None:
-    """Write the embedded dataset: mp4 videos of textured objects moving over textured backgrounds."""
+    """Write the embedded dataset: mp4 videos of striped objects moving over smooth, panning backgrounds."""
     from pvdm.data.synthetic import generate_videos
 
     paths = generate_videos(out_dir, n_videos, size=size, frames=frames, fps=fps, seed=seed)
