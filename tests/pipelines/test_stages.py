@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,10 +30,19 @@ def preprocessed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
-def ray_checkpoints(project: Path) -> list[Path]:
-    return sorted(
-        p for p in (project / "data" / "ray").glob("train_autoencoder-*/checkpoint_*") if p.is_dir()
-    )
+def reported_checkpoint_step(project: Path) -> int | None:
+    """The step of the newest checkpoint Ray has recorded in its run state, the one a rerun restores.
+
+    A checkpoint folder appears a moment before Ray records it; a kill in between loses that checkpoint.
+    """
+    for snapshot in (project / "data" / "ray").glob("train_autoencoder-*/checkpoint_manager_snapshot.json"):
+        try:
+            latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result")
+        except (OSError, json.JSONDecodeError):  # being rewritten right now
+            return None
+        if latest:
+            return int(latest["metrics"]["step"])
+    return None
 
 
 @pytest.mark.slow
@@ -41,17 +52,23 @@ def test_sigkilled_training_stage_resumes_from_its_last_checkpoint(preprocessed:
     proc = subprocess.Popen(cmd, cwd=preprocessed, env=project_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 600
-    while not ray_checkpoints(preprocessed) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert ray_checkpoints(preprocessed), "the stage reported no checkpoint before it ended"
+    while (
+        reported_checkpoint_step(preprocessed) is None and proc.poll() is None and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    reported = reported_checkpoint_step(preprocessed)
+    assert reported is not None, "the stage reported no checkpoint before it ended"
     # The driver and everything in its session; the local Ray it started shares its fate (Ray sets the
     # parent-death signal on the processes of a local cluster). `ray stop --force` would also end every other
     # Ray on the machine, this test session's own included.
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert reported < 40, "the first run finished before it was killed: nothing to resume"
 
     output = run(cmd, preprocessed)
-    assert "resuming from the checkpoint of step" in output
+    resumed_at = re.search(r"resuming from the checkpoint of step (\d+)", output)
+    assert resumed_at, "the rerun started over instead of resuming"
+    assert int(resumed_at.group(1)) >= reported  # at least the checkpoint recorded before the kill
     payload = load_checkpoint(preprocessed / "data" / "models" / "autoencoder.pt")
     assert payload["step"] == 40
     steps = [int(r["step"]) for r in payload["history"]]
