@@ -3,8 +3,9 @@
 Each video is drawn from its own generator seeded by (seed, video index), so a video does not depend on how many
 others are generated, and the same seed gives the same pixels. The files are encoded with h264 and go through the
 pipeline like any downloaded video (x264 now and then encodes the same pixels slightly differently, so the files are
-equal in content, not always byte for byte). Objects differ in shape, stripes, size, colour, speed, direction and spin,
-and bounce off the borders, so a model has motion to learn and a clip's continuation is predictable from its past.
+equal in content, not always byte for byte). Objects differ in shape, pattern (stripes or checks), size, colour,
+speed, direction and spin, and bounce off the borders, so a model has motion to learn and a clip's continuation is
+predictable from its past.
 
 The detail is coarse on purpose: the demo trains a tiny autoencoder for a few CPU minutes at 32x32. With fine
 textures (stripes of 1-3 pixels, gratings, checkerboards) it learnt the still background and lost the motion
