@@ -51,19 +51,19 @@ from bench.measure import (
     release_free_heap,
     timed,
 )
-from pvdm.config.autoencoder import AELossConfig, AEModelConfig, AutoencoderConfig
+from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig, TriplaneAEConfig
 from pvdm.config.data import DataConfig
-from pvdm.config.diffusion import DiffusionConfig, ProcessConfig, UNetConfig
+from pvdm.config.diffusion import DiffusionConfig, ProcessConfig, TriplaneUNetConfig
+from pvdm.device import autocast, resolve_device
 from pvdm.diffusion.samplers import ddim_sample, guided
 from pvdm.diffusion.schedule import make_schedule
 from pvdm.models.autoencoder import TriplaneAutoencoder
-from pvdm.models.latent import LatentShape
+from pvdm.models.latent import LatentShape, triplane_spec
 from pvdm.models.unet import TriplaneUNet
 from pvdm.training.autoencoder import build_autoencoder_state
 from pvdm.training.autoencoder_step import autoencoder_train_step
 from pvdm.training.diffusion import build_diffusion_state
 from pvdm.training.diffusion_step import diffusion_train_step
-from pvdm.training.precision import autocast, resolve_device
 
 Kind = Literal["ae", "unet", "sample"]
 Result = dict[str, Any]
@@ -76,8 +76,8 @@ class ModelSizes:
     name: str
     resolution: int
     frames: int
-    ae: AEModelConfig
-    unet: UNetConfig
+    ae: TriplaneAEConfig
+    unet: TriplaneUNetConfig
     batches: dict[str, tuple[int, int]]  # device type -> (AE batch, UNet batch)
 
     @property
@@ -91,8 +91,10 @@ SMALL = ModelSizes(
     "small",
     resolution=32,
     frames=16,
-    ae=AEModelConfig(width=64, heads=4, patch_size=4, encoder_depth=2, decoder_depth=2, projection_depth=1),
-    unet=UNetConfig(
+    ae=TriplaneAEConfig(
+        width=64, heads=4, patch_size=4, encoder_depth=2, decoder_depth=2, projection_depth=1
+    ),
+    unet=TriplaneUNetConfig(
         model_channels=64,
         channel_mult=[1, 2],
         num_res_blocks=1,
@@ -104,7 +106,9 @@ SMALL = ModelSizes(
 )
 # The official PVDM sizes (DESIGN section 2): 256x256x16, patch 8, latent planes 32x32 + 16x32 + 16x32.
 # Batches: what 2 CPU cores finish in about a minute; on a GPU enough to keep it busy.
-PAPER = ModelSizes("paper", 256, 16, AEModelConfig(), UNetConfig(), batches={"cpu": (1, 2), "cuda": (4, 16)})
+PAPER = ModelSizes(
+    "paper", 256, 16, TriplaneAEConfig(), TriplaneUNetConfig(), batches={"cpu": (1, 2), "cuda": (4, 16)}
+)
 CONFIGS = {"small": SMALL, "paper": PAPER}
 
 
@@ -163,9 +167,9 @@ def ae_training(job: Job, device: torch.device, baseline: int) -> Result:
 
 def unet_training(job: Job, device: torch.device, baseline: int) -> Result:
     unet = job.sizes.unet.model_copy(update={"activation_checkpointing": job.checkpointing})
-    cfg = DiffusionConfig(unet=unet)
+    cfg = DiffusionConfig(denoiser=unet)
     latent = job.sizes.latent
-    state = build_diffusion_state(cfg, latent, device)
+    state = build_diffusion_state(cfg, triplane_spec(latent), device)
     generator = torch.Generator().manual_seed(0)
     z, z_prev = (torch.rand((job.batch, *latent.packed_shape), generator=generator) * 2 - 1 for _ in range(2))
 
@@ -217,10 +221,12 @@ def sampling(job: Job, device: torch.device, baseline: int) -> Result:
 
         def chain() -> None:
             nonlocal z
-            z = ddim_sample(model_fn, shape, schedule, steps=job.measured_steps, generator=generator)
+            z = ddim_sample(
+                model_fn, shape, schedule, steps=job.measured_steps, generator=generator, x0_bound=1.0
+            )
 
         chains.append(timed(chain, device))
-        decodes.append(timed(lambda: ae.decode_packed(z), device))
+        decodes.append(timed(lambda: ae.decode(z), device))
 
     with autocast(device, job.precision):
         _, peak = measure(one_video, device, job.warmup, job.repeats, baseline)

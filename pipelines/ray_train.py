@@ -1,5 +1,9 @@
 """Run a pvdm per-worker training loop on Ray Train (TorchTrainer).
 
+The walk from params.yaml to a worker is three hops: the stage validates params once, binds the library loop to
+its config sections (`functools.partial`), and `train_on_ray` ships that callable (pydantic configs pickle) to
+every worker, which calls it with its RayContext. No JSON round trip, no second validation.
+
 Locally Ray starts itself; with RAY_ADDRESS set, `ray.init()` joins that cluster. Workers and GPU use come from
 params (`runtime.num_workers`, `runtime.use_gpu`). Checkpoints go through `ray.train.report` into
 `storage_path/name`; re-running with the same (storage_path, name) after a crash or a SIGKILL resumes from the
@@ -8,13 +12,20 @@ latest reported checkpoint (Ray Train v2's job-level restoration), and FailureCo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ray
+# Ray reads this when it is imported. Enabled (Ray's default), a driver started under `uv run` (make demo) makes
+# every worker rebuild the project and reinstall its ~290 packages into a fresh uv environment. Locally the
+# workers share this process's environment; on a cluster they run the cluster's image.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
+import ray  # noqa: E402
 import ray.train
 import ray.train.torch
 import torch
@@ -22,9 +33,9 @@ from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, Sc
 from ray.train.torch import TorchTrainer
 from ray.train.v2.api.exceptions import WorkerGroupError
 
-from pvdm.config import RuntimeConfig
-from pvdm.training.checkpoint import load_checkpoint, save_checkpoint
-from pvdm.training.loop import Metrics
+from pvdm.checkpoint import load_checkpoint, save_checkpoint
+from pvdm.config import Params, RuntimeConfig
+from pvdm.training.loop import Metrics, TrainContext
 
 CHECKPOINT_FILE = "checkpoint.pt"
 WorkerFn = Callable[["RayContext", dict[str, Any]], None]
@@ -138,3 +149,50 @@ def final_payload(result: ray.train.Result) -> dict[str, Any]:
         raise RuntimeError("training finished without a checkpoint")
     with result.checkpoint.as_directory() as folder:
         return load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+
+
+# --- the training stages' entry -----------------------------------------------------------------------------
+
+
+def run_name(stage: str, section: dict[str, Any], *inputs: Path) -> str:
+    """Ray run name: the same params and inputs resume the same run after a crash; anything else starts fresh."""
+    h = hashlib.sha256(json.dumps(section, sort_keys=True, default=str).encode())
+    for path in inputs:
+        h.update(path.read_bytes())
+    return f"{stage}-{h.hexdigest()[:12]}"
+
+
+def ray_storage(runtime: RuntimeConfig, root: Path) -> Path | str:
+    """Ray Train's storage: not a DVC out, so it survives a failed stage and the rerun resumes from it."""
+    return runtime.ray_storage if "://" in runtime.ray_storage else root / runtime.ray_storage
+
+
+def _library_loop_worker(config: dict[str, Any]) -> None:
+    """What each Ray worker runs: the library's training loop, given this worker's context."""
+    ctx = RayContext(config["log_metrics"], config["torch_threads"])
+    config["loop"](ctx)
+
+
+def train_on_ray(
+    stage: str,
+    loop: Callable[[TrainContext], Any],
+    params: Params,
+    *,
+    log_metrics: Callable[[Metrics, int], None],
+    section: dict[str, Any],
+    run_inputs: list[Path],
+    root: Path,
+) -> dict[str, Any]:
+    """Run a library training loop (bound to its config, called with the worker's context) on Ray Train and
+    return its final checkpoint payload. The Ray run is named by `section` and the bytes of `run_inputs`, so a
+    rerun after a crash resumes it."""
+    name = run_name(stage, section, *run_inputs)
+    config = {"loop": loop, "log_metrics": log_metrics}
+    result = fit(
+        _library_loop_worker,
+        config,
+        params.runtime,
+        name=name,
+        storage_path=ray_storage(params.runtime, root),
+    )
+    return final_payload(result)

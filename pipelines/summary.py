@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipelines.stages.common import METRICS, PLOTS, REPORTS, ROOT, SAMPLES
+from pipelines.paths import METRICS, PLOTS, REPORTS, ROOT, SAMPLES
 
 SHOWN = ("fvd_16", "fvd_noise_latents", "fvd_long", "motion_real", "motion_fake", "recon_psnr", "recon_ssim",
          "recon_lpips", "recon_fvd", "n_real", "n_fake")  # fmt: skip

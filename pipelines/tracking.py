@@ -14,7 +14,7 @@ import hashlib
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +23,18 @@ import yaml
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-ROOT = Path(
-    os.environ.get("PVDM_ROOT") or Path.cwd()
-).resolve()  # the project a stage runs in (DVC: dvc.yaml's folder)
+from pipelines.paths import ROOT
+
 EXPERIMENT = os.environ.get("PVDM_EXPERIMENT", "pvdm")
 SECRET_WORDS = ("secret", "password", "token", "access_key", "credential")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
 def configure(root: Path = ROOT) -> str:
-    """Point MLflow at the project's SQLite store unless MLFLOW_TRACKING_URI is set; returns the URI."""
+    """Point MLflow at the project's SQLite store unless MLFLOW_TRACKING_URI is set; returns the URI.
+
+    Telemetry is off unless the user asked for it (the Makefile and the tests also say so)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
@@ -121,13 +122,22 @@ def stage_run(stage: str, params: Mapping[str, Any], deps: list[str]) -> Iterato
         yield run
 
 
-def mlflow_metric_logger(tracking_uri: str, run_id: str) -> Callable[[dict[str, float], int], None]:
-    """For a Ray worker (another process): log step metrics into the stage's run through the client API."""
-    client = MlflowClient(tracking_uri)
+class MetricSink:
+    """Step metrics into one MLflow run through the client API, from any process (a Ray worker): picklable."""
 
-    def log(metrics: dict[str, float], step: int) -> None:
+    def __init__(self, tracking_uri: str, run_id: str) -> None:
+        self.tracking_uri, self.run_id = tracking_uri, run_id
+        self._client: MlflowClient | None = None
+
+    @classmethod
+    def for_active_run(cls, run: mlflow.ActiveRun) -> MetricSink:
+        return cls(mlflow.get_tracking_uri(), run.info.run_id)
+
+    def __call__(self, metrics: Mapping[str, float], step: int) -> None:
+        self._client = self._client or MlflowClient(self.tracking_uri)
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if k != "step"]
-        client.log_batch(run_id, metrics=batch)
+        self._client.log_batch(self.run_id, metrics=batch)
 
-    return log
+    def __getstate__(self) -> dict[str, Any]:
+        return {"tracking_uri": self.tracking_uri, "run_id": self.run_id, "_client": None}

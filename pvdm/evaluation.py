@@ -3,7 +3,8 @@
 Real clips come from the clip store's `real_split`; long real clips are runs of consecutive clips of one video
 (ClipStore.next_clip), concatenated. Two baselines say whether a small model learnt anything:
 `motion_*` (mean absolute frame-to-frame difference, in [0, 1] units: a frozen video scores 0) and
-`fvd_noise_latents` (FVD of the autoencoder's decoding of random latents, uniform in the tanh range [-1, 1]).
+`fvd_noise_latents` (FVD of the autoencoder's decoding of a prior sample of its family's latents: its
+LatentSpec says what that is). Nothing here knows a family: the autoencoder is any VideoAutoencoder.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from pvdm.config.autoencoder import AEValidationConfig
 from pvdm.config.evaluate import EvaluateConfig
 from pvdm.data.clips import ClipStore, from_model_tensor, to_model_tensor
 from pvdm.data.video import read_video
+from pvdm.families.roles import VideoAutoencoder
 from pvdm.metrics.features import I3DFeatureExtractor
 from pvdm.metrics.folders import list_videos
 from pvdm.metrics.fvd import FVDProtocol, FVDResult, compute_fvd, protocols_from_config
-from pvdm.metrics.recon import reconstruction_metrics
-from pvdm.models.autoencoder import TriplaneAutoencoder
+from pvdm.metrics.lpips import load_lpips
+from pvdm.metrics.recon import psnr, reconstruction_metrics
 
 
 def real_split_indices(store: ClipStore, split: str) -> tuple[str, list[int]]:
@@ -71,7 +74,7 @@ def sized(protocol: FVDProtocol, n_real: int, n_fake: int) -> FVDProtocol:
 
 
 @torch.no_grad()
-def reconstruct(ae: TriplaneAutoencoder, clips: list[np.ndarray], batch_size: int, device: torch.device):
+def reconstruct(ae: VideoAutoencoder, clips: list[np.ndarray], batch_size: int, device: torch.device):
     """Held-out clips and their reconstructions, as paired float batches (B, 3, T, H, W) in [-1, 1]."""
     for start in range(0, len(clips), batch_size):
         x = torch.stack([to_model_tensor(c) for c in clips[start : start + batch_size]]).to(device)
@@ -80,14 +83,12 @@ def reconstruct(ae: TriplaneAutoencoder, clips: list[np.ndarray], batch_size: in
 
 @torch.no_grad()
 def decode_noise_latents(
-    ae: TriplaneAutoencoder, n: int, batch_size: int, generator: torch.Generator
+    ae: VideoAutoencoder, n: int, batch_size: int, generator: torch.Generator, device: torch.device
 ) -> Iterator[np.ndarray]:
-    """The autoencoder's decoding of random latents: what 'no diffusion model at all' looks like."""
-    device = next(ae.parameters()).device
+    """The autoencoder's decoding of prior samples of its latents: what 'no diffusion model at all' looks like."""
     for start in range(0, n, batch_size):
-        b = min(batch_size, n - start)
-        z = torch.rand(b, *ae.latent_shape.packed_shape, generator=generator) * 2 - 1
-        for video in ae.decode_packed(z.to(device)).clamp(-1, 1):
+        z = ae.latent_spec.prior_sample(min(batch_size, n - start), generator)
+        for video in ae.decode(z.to(device)).clamp(-1, 1):
             yield from_model_tensor(video)
 
 
@@ -119,7 +120,7 @@ def evaluate_run(
     cfg: EvaluateConfig,
     store: ClipStore,
     samples: Path,
-    ae: TriplaneAutoencoder,
+    ae: VideoAutoencoder,
     device: torch.device,
     data_key: str,
 ) -> dict[str, Any]:
@@ -143,7 +144,7 @@ def evaluate_run(
 
     noise = compute_fvd(
         real_clips(store, indices),
-        decode_noise_latents(ae, p16.n_fake, cfg.batch_size, torch.Generator().manual_seed(0)),
+        decode_noise_latents(ae, p16.n_fake, cfg.batch_size, torch.Generator().manual_seed(0), device),
         p16, extractor, f"{data_key}:{split}",
     )  # fmt: skip
     out["fvd_noise_latents"] = noise.fvd
@@ -154,7 +155,26 @@ def evaluate_run(
     )  # ~1: samples move like the data; ~0: frozen
     out["fvd_ratio_to_noise"] = out["fvd_16"] / out["fvd_noise_latents"]  # << 1: far better than no model
 
-    held_out = [np.asarray(store[i]) for i in indices[: cfg.recon_num_clips]]
-    pairs = list(reconstruct(ae, held_out, cfg.batch_size, device))
-    out |= reconstruction_metrics([p[0] for p in pairs], [p[1] for p in pairs], extractor)
+    if ae.trainable:  # an identity autoencoder reconstructs exactly: nothing to measure
+        held_out = [np.asarray(store[i]) for i in indices[: cfg.recon_num_clips]]
+        pairs = list(reconstruct(ae, held_out, cfg.batch_size, device))
+        out |= reconstruction_metrics([p[0] for p in pairs], [p[1] for p in pairs], extractor)
     return out
+
+
+@torch.no_grad()
+def validate_autoencoder(
+    ae: VideoAutoencoder, clips: list[np.ndarray], cfg: AEValidationConfig
+) -> tuple[dict[str, float], np.ndarray]:
+    """The train_autoencoder stage's check: PSNR and LPIPS over up to `cfg.num_clips` held-out clips, and a grid
+    video (originals on top, reconstructions below) (T, 2H, n*W, 3) uint8 for recon_grid.gif."""
+    device = next(ae.parameters(), torch.empty(0)).device
+    x = torch.stack([to_model_tensor(c) for c in clips[: cfg.num_clips]])
+    rec = torch.cat([ae(x[i : i + 4].to(device)).cpu() for i in range(0, len(x), 4)]).clamp(-1, 1)
+    frames = x.transpose(1, 2).flatten(0, 1)  # (n*T, 3, H, W)
+    rec_frames = rec.transpose(1, 2).flatten(0, 1)
+    lpips = load_lpips(cfg.lpips_net)
+    scores = {"val_psnr": float(psnr(x, rec).mean()), "val_lpips": float(lpips(rec_frames, frames).mean())}
+    top = np.concatenate([from_model_tensor(c) for c in x], axis=2)  # (T, H, n*W, 3)
+    bottom = np.concatenate([from_model_tensor(c) for c in rec], axis=2)
+    return scores, np.concatenate([top, bottom], axis=1)

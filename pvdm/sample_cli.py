@@ -62,8 +62,8 @@ def sample(
     """Generate NUM videos of FRAMES frames from a trained autoencoder + diffusion model and write them to OUT."""
     from pvdm.data.clips import from_model_tensor
     from pvdm.data.video import write_gif, write_video
+    from pvdm.device import resolve_device
     from pvdm.sampling import VideoModel, make_generator, sample_long_videos
-    from pvdm.training.precision import resolve_device
 
     cfg = SampleConfig(sampler=sampler, steps=steps, eta=eta, guidance_scale=guidance, seed=seed, fps=fps,
                        batch_size=min(num, 8), use_ema=not no_ema)  # fmt: skip

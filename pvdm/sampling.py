@@ -1,6 +1,7 @@
-"""Drawing videos from a trained PVDM: 16-frame clips, and long videos of any length by Algorithm 1.
+"""Drawing videos from a trained model family: clips, and long videos of any length by Algorithm 1.
 
 Everything here is inference: models in eval mode, no gradients, one seeded generator so a run is repeatable.
+Nothing here knows a family: latent shapes, bounds and decoders come from the LatentSpec and the two roles.
 """
 
 from __future__ import annotations
@@ -8,36 +9,38 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from pvdm.checkpoint import load_checkpoint
 from pvdm.config.sample import SampleConfig
 from pvdm.diffusion.long_video import generate_long_video
 from pvdm.diffusion.samplers import get_sampler, guided
-from pvdm.models.autoencoder import TriplaneAutoencoder
-from pvdm.training.autoencoder import autoencoder_from_checkpoint
-from pvdm.training.checkpoint import load_checkpoint
-from pvdm.training.diffusion import TrainedDiffusion, diffusion_from_checkpoint
+from pvdm.families.registry import TrainedDiffusion, check_pair, load_autoencoder, load_diffusion
+from pvdm.families.roles import VideoAutoencoder
 
 
 @dataclass
 class VideoModel:
-    """A trained autoencoder and diffusion model, ready to sample on `device`."""
+    """A trained autoencoder and diffusion model of one family, ready to sample on `device`."""
 
-    autoencoder: TriplaneAutoencoder
+    autoencoder: VideoAutoencoder
     diffusion: TrainedDiffusion
     device: torch.device
 
     @classmethod
-    def load(cls, autoencoder_path, diffusion_path, device: torch.device, use_ema: bool = True) -> VideoModel:
-        ae = autoencoder_from_checkpoint(load_checkpoint(autoencoder_path)).to(device)
-        diff = diffusion_from_checkpoint(load_checkpoint(diffusion_path), use_ema=use_ema)
+    def load(
+        cls,
+        autoencoder_path: str | Path,
+        diffusion_path: str | Path,
+        device: torch.device,
+        use_ema: bool = True,
+    ) -> VideoModel:
+        ae = load_autoencoder(load_checkpoint(autoencoder_path)).to(device)
+        diff = load_diffusion(load_checkpoint(diffusion_path), use_ema=use_ema)
         diff.model.to(device)
-        if diff.latent_shape != ae.latent_shape:
-            raise ValueError(
-                f"{diffusion_path} was trained on latents {diff.latent_shape}, "
-                f"but {autoencoder_path} produces {ae.latent_shape}: they come from different runs"
-            )
+        check_pair(ae, diff, (str(autoencoder_path), str(diffusion_path)))
         return cls(ae, diff, device)
 
     @property
@@ -45,7 +48,7 @@ class VideoModel:
         return self.autoencoder.frames
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.autoencoder.decode_packed(z).clamp(-1, 1)
+        return self.autoencoder.decode(z).clamp(-1, 1)
 
 
 def batch_sizes(total: int, batch_size: int) -> Iterator[int]:
@@ -61,12 +64,12 @@ def sample_clips(model: VideoModel, n: int, cfg: SampleConfig, generator: torch.
     for b in batch_sizes(n, cfg.batch_size):
         z0 = sampler(
             guided(d.model, None),
-            (b, *d.latent_shape.packed_shape),
+            (b, *d.latent_spec.shape),
             d.schedule,
             steps=cfg.steps,
             generator=generator,
             eta=cfg.eta,
-            clip_x0=d.config.process.clip_x0,
+            x0_bound=d.x0_bound,
         )
         out.append(model.decode(z0).cpu())
     return torch.cat(out)
@@ -88,13 +91,13 @@ def sample_long_videos(
             get_sampler(cfg.sampler),
             model.decode,
             n_clips,
-            d.latent_shape,
+            d.latent_spec.shape,
             batch_size=b,
             steps=cfg.steps,
             generator=generator,
             eta=cfg.eta,
             guidance_scale=cfg.guidance_scale,
-            clip_x0=d.config.process.clip_x0,
+            x0_bound=d.x0_bound,
         )
         out.append(long.video[:, :, :frames].cpu())
     return torch.cat(out)

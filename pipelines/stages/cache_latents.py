@@ -1,4 +1,7 @@
-"""DVC stage `cache_latents`: data/clips/ + autoencoder -> data/latents/ (every clip encoded once, float16)."""
+"""DVC stage `cache_latents`: data/clips/ + autoencoder -> data/latents/ (every clip encoded once).
+
+An autoencoder that does not cache (the identity of pixel-space families) gets a manifest pointing at the clips.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,11 @@ import mlflow
 
 from pipelines.stages.common import CLIPS, LATENTS, MODELS, file_sha256, run_stage
 from pipelines.tracking import stage_run
+from pvdm.checkpoint import load_checkpoint
 from pvdm.config import Params
-from pvdm.data.clips import ClipStore
-from pvdm.data.latents import encode_clip_store, write_latent_store
-from pvdm.training.autoencoder import autoencoder_from_checkpoint
-from pvdm.training.checkpoint import load_checkpoint
-from pvdm.training.precision import resolve_device
+from pvdm.data.latents import cache_latents
+from pvdm.device import resolve_device
+from pvdm.families.registry import load_autoencoder
 
 
 def main(params: Params) -> None:
@@ -21,20 +23,15 @@ def main(params: Params) -> None:
         deps=["data/clips", "data/models/autoencoder.pt"],
     ):
         device = resolve_device(params.runtime.device)
-        model = autoencoder_from_checkpoint(load_checkpoint(MODELS / "autoencoder.pt")).to(device)
-        store = ClipStore(CLIPS)
-        latents, manifest = encode_clip_store(model.encode_packed, store, batch_size=8, device=device)
-        write_latent_store(
-            LATENTS, latents, manifest, model.latent_shape, file_sha256(MODELS / "autoencoder.pt")
+        payload = load_checkpoint(MODELS / "autoencoder.pt")
+        model = load_autoencoder(payload).to(device)
+        mlflow.set_tag("pvdm.family", payload["family"])
+        store = cache_latents(
+            model, CLIPS, LATENTS, autoencoder_sha256=file_sha256(MODELS / "autoencoder.pt"), device=device
         )
-        mlflow.log_metrics(
-            {
-                "latents": float(len(latents)),
-                "latent_positions": float(model.latent_shape.length),
-                "pairs": float((manifest["previous"] >= 0).sum()),
-                "latent_abs_mean": float(abs(latents.astype("float32")).mean()),
-            }
-        )
+        pairs = int((store.manifest["previous"] >= 0).sum())
+        mlflow.log_metrics({"latents": float(len(store)), "pairs": float(pairs)})
+        mlflow.log_dict(store.meta, "latent_store_meta.json")
 
 
 if __name__ == "__main__":

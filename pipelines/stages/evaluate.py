@@ -6,12 +6,12 @@ import mlflow
 
 from pipelines.stages.common import CLIPS, METRICS, MODELS, SAMPLES, file_sha256, run_stage, write_json
 from pipelines.tracking import stage_run
+from pvdm.checkpoint import load_checkpoint
 from pvdm.config import Params
 from pvdm.data.clips import ClipStore
+from pvdm.device import resolve_device
 from pvdm.evaluation import evaluate_run
-from pvdm.training.autoencoder import autoencoder_from_checkpoint
-from pvdm.training.checkpoint import load_checkpoint
-from pvdm.training.precision import resolve_device
+from pvdm.families.registry import load_autoencoder
 
 
 def main(params: Params) -> None:
@@ -22,7 +22,7 @@ def main(params: Params) -> None:
         deps=["data/clips", "data/samples", "data/models/autoencoder.pt"],
     ):
         device = resolve_device(cfg.device)
-        ae = autoencoder_from_checkpoint(load_checkpoint(MODELS / "autoencoder.pt")).to(device)
+        ae = load_autoencoder(load_checkpoint(MODELS / "autoencoder.pt")).to(device)
         data_key = file_sha256(CLIPS / "manifest.parquet")
         results = evaluate_run(cfg, ClipStore(CLIPS), SAMPLES, ae, device, data_key)
         write_json(METRICS / "eval.json", results)

@@ -10,7 +10,7 @@ import mlflow.pytorch
 import torch
 
 from pipelines.stages.common import inference_payload
-from pvdm.training.checkpoint import save_checkpoint
+from pvdm.checkpoint import save_checkpoint
 
 PIP_REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}", "einops", "pvdm"]
 

@@ -11,8 +11,8 @@ from pipelines.tracking import stage_run
 from pvdm.config import Params
 from pvdm.data.clips import from_model_tensor
 from pvdm.data.video import write_gif, write_video
+from pvdm.device import resolve_device
 from pvdm.sampling import VideoModel, make_generator, sample_clips, sample_long_videos
-from pvdm.training.precision import resolve_device
 
 PREVIEW = 8  # videos side by side in a preview gif
 

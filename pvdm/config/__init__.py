@@ -50,6 +50,7 @@ class Params(StrictModel):
     @model_validator(mode="after")
     def _sections_agree(self) -> Params:
         self.autoencoder.check_geometry(self.data)
+        self.diffusion.denoiser.check_autoencoder(self.autoencoder.model)
         self.sample.check_process(self.diffusion)
         return self
 

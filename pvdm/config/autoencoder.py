@@ -1,17 +1,25 @@
-"""`autoencoder`: the triplane autoencoder, its loss and its training."""
+"""`autoencoder`: the video autoencoder of a model family (`model.type`), its loss and its training.
+
+`model` is one family's section, chosen by `type` (pvdm.config.models): `triplane` (PVDM's triplane transformer)
+or `identity` (no compression: pixel-space families; nothing to train). `loss` and `train` are shared by the
+trainable families.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
 from pvdm.config.base import ConfigError, StrictModel
 from pvdm.config.data import DataConfig
+from pvdm.config.models import ModelSpec, dispatch_model_section, register_model_config
 from pvdm.config.training import TrainConfig
 
 
-class AEModelConfig(StrictModel):
+@register_model_config("autoencoder")
+class TriplaneAEConfig(ModelSpec):
+    type: Literal["triplane"] = "triplane"
     width: int = Field(384, ge=8, description="transformer width (token channels)")
     heads: int = Field(8, ge=1)
     patch_size: int = Field(8, ge=1, description="spatial patch size d: planes are (H/d, W/d)")
@@ -25,10 +33,25 @@ class AEModelConfig(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> AEModelConfig:
+    def _heads_divide_width(self) -> TriplaneAEConfig:
         if self.width % self.heads:
             raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
         return self
+
+    def check_data(self, resolution: int, frames: int) -> None:
+        """The clip must tile into whole patches."""
+        if resolution % self.patch_size:
+            raise ConfigError(
+                f"autoencoder.model.patch_size: data.resolution ({resolution}) must be divisible by it "
+                f"(got {self.patch_size})"
+            )
+
+
+@register_model_config("autoencoder")
+class IdentityAEConfig(ModelSpec):
+    """Latent = the video itself, in [-1, 1]: the autoencoder of pixel-space families (nothing to train)."""
+
+    type: Literal["identity"] = "identity"
 
 
 class AELossConfig(StrictModel):
@@ -46,15 +69,25 @@ class AELossConfig(StrictModel):
     disc_lr: float = Field(1e-4, gt=0)
 
 
+class AEValidationConfig(StrictModel):
+    """What the train_autoencoder stage scores after training (held-out clips; evaluate does the full set)."""
+
+    num_clips: int = Field(
+        8, ge=1, description="held-out clips reconstructed, scored and shown in recon_grid.gif"
+    )
+    lpips_net: Literal["vgg", "alex"] = "vgg"
+
+
 class AutoencoderConfig(StrictModel):
-    model: AEModelConfig = Field(default_factory=AEModelConfig)
+    model: SerializeAsAny[ModelSpec] = Field(default_factory=TriplaneAEConfig)
     loss: AELossConfig = Field(default_factory=AELossConfig)
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(betas=[0.5, 0.9]))
+    validation: AEValidationConfig = Field(default_factory=AEValidationConfig)
+
+    @field_validator("model", mode="wrap")
+    @classmethod
+    def _family_section(cls, value: object, handler: object) -> ModelSpec:
+        return dispatch_model_section("autoencoder", "triplane", value)
 
     def check_geometry(self, data: DataConfig) -> None:
-        """The cross-section rule: the clip must tile into whole patches."""
-        d = self.model.patch_size
-        if data.resolution % d:
-            raise ConfigError(
-                f"autoencoder.model.patch_size: data.resolution ({data.resolution}) must be divisible by it (got {d})"
-            )
+        self.model.check_data(data.resolution, data.frames)

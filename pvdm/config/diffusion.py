@@ -1,4 +1,4 @@
-"""`diffusion`: the triplane UNet, the noise process and the diffusion training.
+"""`diffusion`: the denoiser of a model family (`denoiser.type`), the noise process and the diffusion training.
 
 Defaults are the official PVDM hyperparameters (configs/latent-diffusion/base.yaml of the paper's code):
 UNet 256 channels, mult [1, 2, 4, 4], 2 res blocks, attention at downsample factors [4, 2, 1], 8 heads,
@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
-from pvdm.config.base import StrictModel
+from pvdm.config.base import ConfigError, StrictModel
+from pvdm.config.models import ModelSpec, dispatch_model_section, register_model_config
 from pvdm.config.training import TrainConfig
 
 
-class UNetConfig(StrictModel):
+@register_model_config("denoiser")
+class TriplaneUNetConfig(ModelSpec):
+    """PVDM's denoiser: one 2D UNet shared by the three latent planes (pvdm.models.unet)."""
+
+    type: Literal["triplane_unet"] = "triplane_unet"
     model_channels: int = Field(256, ge=1, description="channels at the first level")
     channel_mult: list[int] = Field(
         default_factory=lambda: [1, 2, 4, 4], min_length=1, description="channel multiplier per level"
@@ -40,9 +45,14 @@ class UNetConfig(StrictModel):
         description="learned per-plane vector added to the time embedding: tells the shared UNet which plane",
     )
     activation_checkpointing: bool = Field(False, description="recompute block activations in backward")
+    num_classes: int = Field(
+        0,
+        ge=0,
+        description="class labels the model is conditioned on (0: unconditional); one more = null class",
+    )
 
     @model_validator(mode="after")
-    def _shapes_are_consistent(self) -> UNetConfig:
+    def _shapes_are_consistent(self) -> TriplaneUNetConfig:
         if any(m < 1 for m in self.channel_mult):
             raise ValueError(f"channel_mult entries must be >= 1 (got {self.channel_mult})")
         for mult in self.channel_mult:
@@ -59,6 +69,13 @@ class UNetConfig(StrictModel):
             )
         return self
 
+    def check_autoencoder(self, autoencoder: ModelSpec) -> None:
+        if autoencoder.type != "triplane":
+            raise ConfigError(
+                "diffusion.denoiser.type: triplane_unet models triplane latents, but autoencoder.model.type is "
+                f"{autoencoder.type!r} (got 'triplane_unet')"
+            )
+
 
 class ProcessConfig(StrictModel):
     timesteps: int = Field(1000, ge=1, description="T: length of the forward noising chain")
@@ -68,7 +85,10 @@ class ProcessConfig(StrictModel):
     beta_start: float = Field(0.0015, gt=0.0, lt=1.0)
     beta_end: float = Field(0.0195, gt=0.0, lt=1.0)
     prediction: Literal["eps"] = Field("eps", description="what the network predicts")
-    clip_x0: bool = Field(True, description="clip predicted x0 to the latent bound [-1, 1] while sampling")
+    clip_x0: bool = Field(
+        True,
+        description="clip predicted x0 to the latents' bound while sampling (the LatentSpec's; none: no clip)",
+    )
 
     @model_validator(mode="after")
     def _betas_increase(self) -> ProcessConfig:
@@ -94,6 +114,11 @@ class DiffusionTrainConfig(TrainConfig):
 
 
 class DiffusionConfig(StrictModel):
-    unet: UNetConfig = Field(default_factory=UNetConfig)
+    denoiser: SerializeAsAny[ModelSpec] = Field(default_factory=TriplaneUNetConfig)
     process: ProcessConfig = Field(default_factory=ProcessConfig)
     train: DiffusionTrainConfig = Field(default_factory=DiffusionTrainConfig)
+
+    @field_validator("denoiser", mode="wrap")
+    @classmethod
+    def _family_section(cls, value: object, handler: object) -> ModelSpec:
+        return dispatch_model_section("denoiser", "triplane_unet", value)

@@ -5,6 +5,7 @@ Layout of a store directory:
     manifest.parquet        one row per clip (columns: MANIFEST_COLUMNS), in store order: clip i is row i
     shards/<name>.npy       uint8 (N, T, H, W, 3): the N clips of one source video, memory-mapped at read time
     shards/<name>.json      the record that commits the shard (written after the .npy; see pvdm.data.preprocess)
+    labels.json             the class names ({"names": [...]}); clip labels are the manifest's `label` column
     report.json, report.md  the data report: what was processed, adjusted, rejected
     validation.json         the great-expectations result
 
@@ -16,6 +17,7 @@ clips were cut with gaps between them). The long-video model trains on these (pr
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from pvdm.data.layout import MANIFEST, MANIFEST_COLUMNS, SHARD_DIR
+from pvdm.data.layout import LABELS, MANIFEST, MANIFEST_COLUMNS, SHARD_DIR, UNLABELLED
 
 __all__ = [
     "MANIFEST",
@@ -48,6 +50,8 @@ class ClipStore:
                 f"{self.root} is not a clip store: {MANIFEST} is missing (run `pvdm preprocess`)"
             )
         self.manifest: pd.DataFrame = pd.read_parquet(path)
+        if "label" not in self.manifest.columns:  # stores written before labels were part of the contract
+            self.manifest["label"] = UNLABELLED
         missing = [c for c in MANIFEST_COLUMNS if c not in self.manifest.columns]
         if missing:
             raise ValueError(f"{path}: columns missing: {', '.join(missing)}")
@@ -55,6 +59,20 @@ class ClipStore:
 
     def __len__(self) -> int:
         return len(self.manifest)
+
+    def __getstate__(self) -> dict:
+        # Pickled into Ray workers: they map the shards themselves instead of receiving copies of the arrays.
+        return {**self.__dict__, "_shards": {}}
+
+    @cached_property
+    def label_names(self) -> list[str]:
+        """Class names (label i is names[i]); [] for an unlabelled store."""
+        path = self.root / LABELS
+        return list(json.loads(path.read_text())["names"]) if path.is_file() else []
+
+    def labels(self) -> np.ndarray:
+        """The class id of every clip, in store order (int64, -1 = unlabelled)."""
+        return self.manifest["label"].to_numpy(dtype=np.int64)
 
     def __getitem__(self, i: int) -> np.ndarray:
         """Clip i as a read-only uint8 (T, H, W, 3) view of its memory-mapped shard."""

@@ -2,9 +2,14 @@
 
 Every clip is encoded once (the official code re-encoded every batch). Layout of a store directory:
 
-    latents.npy      float16 (N, C, L): packed triplane latents (pvdm.models.latent), row i = clip i of the clip store
-    manifest.parquet clip_id, split, previous (row of the clip that precedes it in the same video, -1 if none)
-    meta.json        latent shape (channels, frames, height, width) and the autoencoder checkpoint's SHA-256
+    latents.npy      (N, *spec.shape) in spec.dtype: row i = clip i of the clip store (absent for `clips` storage)
+    manifest.parquet clip_id, split, previous (row of the clip that precedes it in the same video, -1 if none),
+                     label (class id, -1 = unlabelled)
+    meta.json        the LatentSpec, `storage` ('array' or 'clips'), the clip store's path for 'clips' storage,
+                     the label names, and the autoencoder checkpoint's SHA-256
+
+`clips` storage is the identity autoencoder's (pixel-space families): latent i is clip i of the clip store, so the
+store holds a manifest and no copy of the data.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,25 +28,43 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from pvdm.data.clips import ClipStore, to_model_tensor
-from pvdm.models.latent import LatentShape
+from pvdm.families.roles import LatentSpec, VideoAutoencoder
+
+MANIFEST_COLUMNS = ["clip_id", "split", "previous", "label"]
 
 
 def write_latent_store(
     root: str | Path,
-    latents: np.ndarray,
+    latents: np.ndarray | None,
     manifest: pd.DataFrame,
-    shape: LatentShape,
+    spec: LatentSpec,
     autoencoder_sha256: str,
+    *,
+    label_names: list[str] | None = None,
+    clips: str | Path | None = None,
 ) -> Path:
-    """Write the store into a temporary sibling folder and rename it into place (atomic for readers)."""
+    """Write the store into a temporary sibling folder and rename it into place (atomic for readers).
+
+    latents None means `clips` storage: `clips` is the clip store whose clips are the latents."""
     root = Path(root)
-    if latents.shape[1:] != shape.packed_shape or len(manifest) != len(latents):
-        raise ValueError(f"latents {latents.shape} do not match {shape} and {len(manifest)} manifest rows")
+    if (latents is None) == (clips is None):
+        raise ValueError("give either the latents array or the clip store they are (identity), not both")
+    if latents is not None and (latents.shape[1:] != spec.shape or len(manifest) != len(latents)):
+        raise ValueError(f"latents {latents.shape} do not match {spec.shape} and {len(manifest)} manifest rows")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    np.save(tmp / "latents.npy", latents.astype(np.float16))
-    manifest[["clip_id", "split", "previous"]].to_parquet(tmp / "manifest.parquet", index=False)
-    meta = {"shape": asdict(shape), "autoencoder_sha256": autoencoder_sha256, "count": len(latents)}
+    meta = {
+        "spec": spec.to_dict(),
+        "storage": "array" if latents is not None else "clips",
+        "count": len(manifest),
+        "label_names": list(label_names or []),
+        "autoencoder_sha256": autoencoder_sha256,
+    }
+    if latents is not None:
+        np.save(tmp / "latents.npy", latents.astype(spec.dtype))
+    else:
+        meta["clips"] = os.path.relpath(Path(clips).resolve(), root.resolve())  # relative: the project can move
+    manifest[MANIFEST_COLUMNS].to_parquet(tmp / "manifest.parquet", index=False)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     if root.exists():
         shutil.rmtree(root)
@@ -54,26 +76,45 @@ class LatentStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         if not (self.root / "meta.json").is_file():
-            raise FileNotFoundError(
-                f"{self.root} is not a latent store: meta.json is missing (run cache_latents)"
-            )
+            raise FileNotFoundError(f"{self.root} is not a latent store: meta.json is missing (run cache_latents)")
         self.meta = json.loads((self.root / "meta.json").read_text())
-        self.shape = LatentShape(**self.meta["shape"])
-        self.latents = np.load(self.root / "latents.npy", mmap_mode="r")
+        if "spec" not in self.meta:
+            raise ValueError(f"{self.root}: written by an older pvdm (no latent spec): run cache_latents again")
+        self.spec = LatentSpec.from_dict(self.meta["spec"])
+        self.label_names: list[str] = list(self.meta.get("label_names", []))
         self.manifest = pd.read_parquet(self.root / "manifest.parquet")
+        if self.meta["storage"] == "clips":
+            self.clips: ClipStore | None = ClipStore(self.root / self.meta["clips"])
+            self.latents = None
+        else:
+            self.clips = None
+            self.latents = np.load(self.root / "latents.npy", mmap_mode="r")
 
     def __len__(self) -> int:
-        return len(self.latents)
+        return len(self.manifest)
+
+    def latent(self, i: int) -> torch.Tensor:
+        """Latent i as float32 (*spec.shape)."""
+        if self.clips is not None:
+            return to_model_tensor(self.clips[i])
+        return torch.from_numpy(np.array(self.latents[i], dtype=np.float32))
 
     def indices(self, split: str) -> list[int]:
         return [int(i) for i in np.flatnonzero(self.manifest["split"].to_numpy() == split)]
 
+    def __getstate__(self) -> dict:
+        # Shipped to Ray workers: they map the files themselves instead of pickling the arrays.
+        return {"root": self.root}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["root"])
+
 
 class LatentPairDataset(Dataset):
-    """Item k of a split: (z, z_prev, has_prev) as float32 (C, L), (C, L), bool.
+    """Item k of a split: (z, z_prev, has_prev, label) as float32 latent, float32 latent, bool, int.
 
     z_prev is the previous clip's clean latent (zeros when the clip opens its video): the condition of the
-    joint p(x) / p(x2 | x1) objective.
+    joint p(x) / p(x2 | x1) objective. label is the clip's class id (-1: unlabelled).
     """
 
     def __init__(self, root: str | Path, split: str = "train") -> None:
@@ -82,17 +123,30 @@ class LatentPairDataset(Dataset):
         if not self.indices:
             raise ValueError(f"{root}: no latents in split {split!r}")
         self.previous = self.store.manifest["previous"].to_numpy()
+        self.labels = self.store.manifest["label"].to_numpy()
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, bool, int]:
         i = self.indices[k]
-        z = torch.from_numpy(np.array(self.store.latents[i], dtype=np.float32))
-        j = int(self.previous[i])
+        z, j, label = self.store.latent(i), int(self.previous[i]), int(self.labels[i])
         if j < 0:
-            return z, torch.zeros_like(z), False
-        return z, torch.from_numpy(np.array(self.store.latents[j], dtype=np.float32)), True
+            return z, torch.zeros_like(z), False, label
+        return z, self.store.latent(j), True, label
+
+
+def latent_manifest(store: ClipStore) -> pd.DataFrame:
+    """The latent store's manifest: one row per clip, in clip-store order."""
+    previous = [store.previous_clip(i) for i in range(len(store))]
+    return pd.DataFrame(
+        {
+            "clip_id": store.manifest["clip_id"].to_numpy(),
+            "split": store.manifest["split"].to_numpy(),
+            "previous": [-1 if p is None else p for p in previous],
+            "label": store.labels(),
+        }
+    )
 
 
 @torch.no_grad()
@@ -103,20 +157,35 @@ def encode_clip_store(
     batch_size: int,
     device: torch.device,
     progress: bool = True,
-) -> tuple[np.ndarray, pd.DataFrame]:
-    """Encode every clip once: (packed latents float16 (N, C, L), manifest with split and previous row)."""
+) -> np.ndarray:
+    """Encode every clip once: latents float32 (N, *latent shape), in clip-store order."""
     out = []
     for start in tqdm(range(0, len(store), batch_size), desc="cache_latents", disable=not progress):
-        batch = torch.stack(
-            [to_model_tensor(store[i]) for i in range(start, min(start + batch_size, len(store)))]
-        )
-        out.append(encode(batch.to(device)).float().cpu().numpy().astype(np.float16))
-    previous = [store.previous_clip(i) for i in range(len(store))]
-    manifest = pd.DataFrame(
-        {
-            "clip_id": store.manifest["clip_id"].to_numpy(),
-            "split": store.manifest["split"].to_numpy(),
-            "previous": [-1 if p is None else p for p in previous],
-        }
-    )
-    return np.concatenate(out), manifest
+        batch = torch.stack([to_model_tensor(store[i]) for i in range(start, min(start + batch_size, len(store)))])
+        out.append(encode(batch.to(device)).float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def cache_latents(
+    autoencoder: VideoAutoencoder,
+    clips: str | Path,
+    root: str | Path,
+    *,
+    autoencoder_sha256: str,
+    batch_size: int = 8,
+    device: torch.device | None = None,
+    progress: bool = True,
+) -> LatentStore:
+    """The `cache_latents` stage: encode the clip store once into a latent store (or, for an autoencoder that
+    does not cache, e.g. the identity, write a manifest pointing at the clips)."""
+    store = ClipStore(clips)
+    spec, manifest = autoencoder.latent_spec, latent_manifest(store)
+    latents = None
+    if autoencoder.caches_latents:
+        device = device or next(autoencoder.parameters()).device
+        latents = encode_clip_store(autoencoder.encode, store, batch_size=batch_size, device=device, progress=progress)
+    write_latent_store(
+        root, latents, manifest, spec, autoencoder_sha256,
+        label_names=store.label_names, clips=None if autoencoder.caches_latents else clips,
+    )  # fmt: skip
+    return LatentStore(root)

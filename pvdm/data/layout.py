@@ -17,4 +17,7 @@ MANIFEST_COLUMNS = [
     "split",  # "train" or "test"
     "shard",  # shard file relative to the store root
     "shard_row",  # the clip's row in its shard
+    "label",  # class id (index into labels.json's names), -1 = unlabelled
 ]
+LABELS = "labels.json"  # {"names": [...]}: the class names, label i = names[i]; [] for unlabelled data
+UNLABELLED = -1

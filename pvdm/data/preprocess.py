@@ -36,7 +36,7 @@ from tqdm import tqdm
 from pvdm.config.data import DataConfig
 from pvdm.config.preprocess import PreprocessConfig
 from pvdm.data.cutting import CutSpec, Job, SourceRecord, process_source, read_record
-from pvdm.data.layout import MANIFEST, MANIFEST_COLUMNS, SHARD_DIR
+from pvdm.data.layout import LABELS, MANIFEST, MANIFEST_COLUMNS, SHARD_DIR, UNLABELLED
 from pvdm.data.report import PreprocessReport, ProcessedVideo
 from pvdm.data.sources import (
     Candidate,
@@ -87,6 +87,7 @@ def run_preprocess(
     splits = listed if listed is not None else _seeded_splits(jobs, records, cfg)
     manifest, stats = _collect(jobs, records, splits, spec, report)
     _write_manifest(out, manifest)
+    write_text_atomic(out / LABELS, json.dumps({"names": []}))  # labels come with the labelled-data issue
     _remove_unreferenced_shards(out / SHARD_DIR, {Path(j.shard).name for j in jobs})
     started = time.perf_counter()
     _validate(out, manifest, stats, spec, _expects_test_split(cfg, report), report)
@@ -301,7 +302,7 @@ def _collect(
             fps = record.fps / spec.frame_stride
             rows.append([
                 clip_id, job.source, job.content_hash, index, start, spec.frame_stride, spec.frames, fps,
-                spec.frames / fps, split, f"{SHARD_DIR}/{shard.name}", row,
+                spec.frames / fps, split, f"{SHARD_DIR}/{shard.name}", row, UNLABELLED,
             ])  # fmt: skip
             lo, hi, mean, std = record.stats[row]
             stats.append([clip_id, *shape[1:], str(dtype), lo, hi, mean, std])

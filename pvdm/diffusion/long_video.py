@@ -14,14 +14,13 @@ import torch
 from pvdm.diffusion.objective import DenoiserFn
 from pvdm.diffusion.samplers import SampleFn, guided
 from pvdm.diffusion.schedule import NoiseSchedule
-from pvdm.models.latent import LatentShape
 
-Decoder = Callable[[torch.Tensor], torch.Tensor]  # (B, C, L) -> (B, 3, S, H, W)
+Decoder = Callable[[torch.Tensor], torch.Tensor]  # (B, *latent) -> (B, 3, S, H, W)
 
 
 class LongVideo(NamedTuple):
     video: torch.Tensor  # (B, 3, n_clips * S, H, W)
-    latents: torch.Tensor  # (B, n_clips, C, L): each clip's sampled z_0
+    latents: torch.Tensor  # (B, n_clips, *latent): each clip's sampled z_0
 
 
 @torch.no_grad()
@@ -31,24 +30,28 @@ def generate_long_video(
     sampler: SampleFn,
     decode: Decoder,
     n_clips: int,
-    latent_shape: LatentShape,
+    latent_shape: tuple[int, ...],
     *,
     batch_size: int,
     steps: int,
     generator: torch.Generator,
     eta: float = 0.0,
     guidance_scale: float = 1.0,
-    clip_x0: bool = True,
+    x0_bound: float | None = None,
+    label: torch.Tensor | None = None,
     progress: bool = False,
 ) -> LongVideo:
-    """Algorithm 1: n_clips clips of S frames each, every clip after the first conditioned on the previous z_0."""
+    """Algorithm 1: n_clips clips of S frames each, every clip after the first conditioned on the previous z_0.
+
+    latent_shape: one latent without the batch axis (LatentSpec.shape); x0_bound: LatentSpec.bound or None;
+    label: (B,) class ids kept for every clip of a video (None: unconditional)."""
     if n_clips < 1:
         raise ValueError(f"n_clips must be >= 1 (got {n_clips})")
-    shape = (batch_size, *latent_shape.packed_shape)
+    shape = (batch_size, *latent_shape)
     latents, clips = [], []
     prev: torch.Tensor | None = None  # None: the null condition for clip 1
     for _ in range(n_clips):
-        model_fn = guided(model, prev, guidance_scale)
+        model_fn = guided(model, prev, guidance_scale, label)
         z0 = sampler(
             model_fn,
             shape,
@@ -56,7 +59,7 @@ def generate_long_video(
             steps=steps,
             generator=generator,
             eta=eta,
-            clip_x0=clip_x0,
+            x0_bound=x0_bound,
             progress=progress,
         )
         latents.append(z0)

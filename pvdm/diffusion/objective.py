@@ -15,8 +15,16 @@ import torch.nn.functional as F
 
 from pvdm.diffusion.schedule import NoiseSchedule
 
-# eps_theta(z_t, t, cond): (B, C, L), (B,), (B, C, L) -> (B, C, L)
-DenoiserFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+# eps_theta(z_t, t, cond, label=None): (B, ...), (B,), (B, ...) | None, (B,) | None -> (B, ...)
+DenoiserFn = Callable[..., torch.Tensor]
+
+
+def denoise(
+    model: DenoiserFn, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None, label: torch.Tensor | None
+) -> torch.Tensor:
+    """eps_theta(x, t, cond[, label]): the label is passed only when there is one (unconditional callables
+    may take three arguments)."""
+    return model(x, t, cond) if label is None else model(x, t, cond, label)
 
 
 def q_sample(z0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
@@ -44,13 +52,13 @@ def choose_conditions(
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Per-sample condition: z_prev with probability cond_prob where a previous clip exists, else zeros.
 
-    Returns (cond (B, C, L) or None when no sample is conditioned, use_prev (B,) bool).
+    Returns (cond (B, ...) or None when no sample is conditioned, use_prev (B,) bool).
     """
     coin = torch.rand(batch, generator=generator, device=generator.device) < cond_prob
     if z_prev is None:
         return None, torch.zeros(batch, dtype=torch.bool)
     use_prev = coin.cpu() if has_prev is None else coin.cpu() & has_prev.bool().cpu()
-    mask = use_prev.to(z_prev.device, z_prev.dtype).reshape(-1, 1, 1)
+    mask = use_prev.to(z_prev.device, z_prev.dtype).reshape(-1, *([1] * (z_prev.ndim - 1)))
     return z_prev * mask, use_prev
 
 
@@ -60,10 +68,11 @@ def eps_loss(
     cond: torch.Tensor | None,
     schedule: NoiseSchedule,
     generator: torch.Generator,
+    label: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Ho et al. 2020, Alg. 1 (L_simple): t ~ U{0..T-1}, eps ~ N(0, I), MSE(eps, eps_theta(z_t, t, cond))."""
+    """Ho et al. 2020, Alg. 1 (L_simple): t ~ U{0..T-1}, eps ~ N(0, I), MSE(eps, eps_theta(z_t, t, cond, label))."""
     t = torch.randint(0, schedule.num_timesteps, (z0.shape[0],), generator=generator, device=generator.device)
     t = t.to(z0.device)
     noise = draw(tuple(z0.shape), generator, z0.device, z0.dtype)
-    pred = model(q_sample(z0, t, noise, schedule), t, cond)
+    pred = denoise(model, q_sample(z0, t, noise, schedule), t, cond, label)
     return F.mse_loss(pred.float(), noise.float())

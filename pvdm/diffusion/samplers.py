@@ -1,12 +1,14 @@
 """Samplers for eps-prediction models: small pure functions with one shared signature.
 
-    sample_fn(model_fn, shape, schedule, *, steps, generator, eta=0.0, x_T=None, clip_x0=True, progress=False)
+    sample_fn(model_fn, shape, schedule, *, steps, generator, eta=0.0, x_T=None, x0_bound=None, progress=False)
         -> x_0 (shape)
 
 model_fn(x_t (B, ...), t (B,) long) -> eps (B, ...) already includes the condition and any guidance (`guided`).
 A sampler visits `steps` of the T training timesteps, evenly strided and always starting at T - 1
 (`sampling_timesteps`); the chain ends at t = -1, where abar = 1, so the last step returns the predicted x_0.
 Every random draw comes from `generator`, on the generator's device: the same seed gives the same sample.
+`x0_bound` clips each predicted x_0 to [-bound, bound]: the bound of the family's latents (LatentSpec.bound),
+None for unbounded latents.
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ from typing import Protocol
 import torch
 from tqdm.auto import tqdm
 
-from pvdm.diffusion.objective import DenoiserFn, draw
+from pvdm.diffusion.objective import DenoiserFn, denoise, draw
 from pvdm.diffusion.schedule import NoiseSchedule
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-LATENT_BOUND = 1.0  # the autoencoder's latents are tanh outputs, so x_0 lies in [-1, 1]
 
 
 class SampleFn(Protocol):
@@ -37,24 +38,28 @@ class SampleFn(Protocol):
         generator: torch.Generator,
         eta: float = 0.0,
         x_T: torch.Tensor | None = None,
-        clip_x0: bool = True,
+        x0_bound: float | None = None,
         progress: bool = False,
     ) -> torch.Tensor: ...
 
 
-def guided(model: DenoiserFn, cond: torch.Tensor | None, w: float = 1.0) -> ModelFn:
+def guided(
+    model: DenoiserFn, cond: torch.Tensor | None, w: float = 1.0, label: torch.Tensor | None = None
+) -> ModelFn:
     """Classifier-free guidance (Ho & Salimans 2022): eps = eps_uncond + w * (eps_cond - eps_uncond).
 
     cond None means unconditional (the null, all-zero condition). w = 1 is the plain conditional model and
-    skips the unconditional pass; w = 0 ignores the condition.
+    skips the unconditional pass; w = 0 ignores the condition. `label` (B,) class ids (None: the null class) go
+    to every pass unchanged.
     """
     if cond is None:
-        return lambda x, t: model(x, t, torch.zeros_like(x))
+        return lambda x, t: denoise(model, x, t, torch.zeros_like(x), label)
     if w == 1.0:
-        return lambda x, t: model(x, t, cond)
+        return lambda x, t: denoise(model, x, t, cond, label)
 
     def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        eps_cond, eps_uncond = model(x, t, cond), model(x, t, torch.zeros_like(cond))
+        eps_cond = denoise(model, x, t, cond, label)
+        eps_uncond = denoise(model, x, t, torch.zeros_like(cond), label)
         return eps_uncond + w * (eps_cond - eps_uncond)
 
     return eps
@@ -67,10 +72,10 @@ def sampling_timesteps(num_timesteps: int, steps: int) -> list[int]:
     return [math.ceil((i + 1) * num_timesteps / steps) - 1 for i in reversed(range(steps))]
 
 
-def predict_x0(x: torch.Tensor, eps: torch.Tensor, abar: float, clip: bool) -> torch.Tensor:
-    """x_0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar), inverting q(x_t | x_0); optionally clipped to the bound."""
+def predict_x0(x: torch.Tensor, eps: torch.Tensor, abar: float, bound: float | None) -> torch.Tensor:
+    """x_0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar), inverting q(x_t | x_0); clipped to [-bound, bound] if given."""
     x0 = (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
-    return x0.clamp(-LATENT_BOUND, LATENT_BOUND) if clip else x0
+    return x0 if bound is None else x0.clamp(-bound, bound)
 
 
 def eps_from_x0(x: torch.Tensor, x0: torch.Tensor, abar: float) -> torch.Tensor:
@@ -79,7 +84,12 @@ def eps_from_x0(x: torch.Tensor, x0: torch.Tensor, abar: float) -> torch.Tensor:
 
 
 def ddpm_step(
-    x: torch.Tensor, eps: torch.Tensor, abar: float, abar_prev: float, noise: torch.Tensor, clip_x0: bool
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    abar: float,
+    abar_prev: float,
+    noise: torch.Tensor,
+    x0_bound: float | None,
 ) -> torch.Tensor:
     """One ancestral step x_t -> x_s (s < t), from the posterior q(x_s | x_t, x_0) (Ho et al. 2020, eqs. 6-7).
 
@@ -87,7 +97,7 @@ def ddpm_step(
     mean = sqrt(abar_s) beta / (1 - abar_t) x_0 + sqrt(1 - beta) (1 - abar_s) / (1 - abar_t) x_t,
     var = beta (1 - abar_s) / (1 - abar_t)  (beta-tilde, as in the official PVDM code).
     """
-    x0 = predict_x0(x, eps, abar, clip_x0)
+    x0 = predict_x0(x, eps, abar, x0_bound)
     beta = 1 - abar / abar_prev
     coef_x0 = math.sqrt(abar_prev) * beta / (1 - abar)
     coef_xt = math.sqrt(1 - beta) * (1 - abar_prev) / (1 - abar)
@@ -102,15 +112,15 @@ def ddim_step(
     abar_prev: float,
     noise: torch.Tensor,
     eta: float,
-    clip_x0: bool,
+    x0_bound: float | None,
 ) -> torch.Tensor:
     """One DDIM step x_t -> x_s (Song et al. 2021, eq. 12, with sigma from eq. 16 scaled by eta):
 
     x_s = sqrt(abar_s) x_0 + sqrt(1 - abar_s - sigma^2) eps + sigma z,
     sigma = eta * sqrt((1 - abar_s) / (1 - abar_t)) * sqrt(1 - abar_t / abar_s).
     """
-    x0 = predict_x0(x, eps, abar, clip_x0)
-    if clip_x0:
+    x0 = predict_x0(x, eps, abar, x0_bound)
+    if x0_bound is not None:
         eps = eps_from_x0(x, x0, abar)
     sigma = eta * math.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
     direction = math.sqrt(max(1 - abar_prev - sigma**2, 0.0))
@@ -152,7 +162,7 @@ def ddpm_sample(
     generator: torch.Generator,
     eta: float = 0.0,
     x_T: torch.Tensor | None = None,
-    clip_x0: bool = True,
+    x0_bound: float | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
     """DDPM ancestral sampling, Ho et al. 2020, Alg. 2, in the posterior-mean form (so x_0 can be clipped).
@@ -161,7 +171,7 @@ def ddpm_sample(
     respacing). `eta` is accepted for the shared signature and ignored: ancestral noise is fixed (DDIM eta = 1).
     """
     del eta
-    step = partial(ddpm_step, clip_x0=clip_x0)
+    step = partial(ddpm_step, x0_bound=x0_bound)
     return _run_chain(model_fn, shape, schedule, steps, generator, x_T, progress, step)
 
 
@@ -175,11 +185,11 @@ def ddim_sample(
     generator: torch.Generator,
     eta: float = 0.0,
     x_T: torch.Tensor | None = None,
-    clip_x0: bool = True,
+    x0_bound: float | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
     """DDIM sampling, Song et al. 2021, eq. 12: deterministic for eta = 0, DDPM's posterior noise for eta = 1."""
-    step = partial(ddim_step, eta=eta, clip_x0=clip_x0)
+    step = partial(ddim_step, eta=eta, x0_bound=x0_bound)
     return _run_chain(model_fn, shape, schedule, steps, generator, x_T, progress, step)
 
 

@@ -40,10 +40,10 @@ def fvd(
     Clips are the first FRAMES frames of every video, then the next FRAMES, round-robin, until NUM per side.
     Prints the FVD and the protocol record (counts, frames, resolution, detector and its SHA-256) as JSON.
     """
+    from pvdm.device import resolve_device
     from pvdm.metrics.features import I3DFeatureExtractor
     from pvdm.metrics.folders import folder_clips, folder_hash
     from pvdm.metrics.fvd import FVDProtocol, StatsCache, compute_fvd
-    from pvdm.training.precision import resolve_device
 
     name = "fvd_16" if frames == 16 else f"fvd_{frames}"
     protocol = FVDProtocol(name, frames, num_real or num, num_fake or num, real_split=str(real))

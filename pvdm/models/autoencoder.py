@@ -17,16 +17,17 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
-from pvdm.config.autoencoder import AEModelConfig
+from pvdm.config.autoencoder import TriplaneAEConfig
 from pvdm.config.base import ConfigError
-from pvdm.models.latent import LatentShape, Planes, pack_planes, unpack_planes
+from pvdm.families.roles import LatentSpec, VideoAutoencoder
+from pvdm.models.latent import LatentShape, Planes, pack_planes, triplane_spec, unpack_planes
 from pvdm.models.transformer import DividedSpaceTimeBlock, TransformerBlock, run_blocks
 
 
 class AxisProjector(nn.Module):
     """Projects sequences (N, L, D) along one axis to one latent vector each (N, C) via a learned query token."""
 
-    def __init__(self, cfg: AEModelConfig, length: int) -> None:
+    def __init__(self, cfg: TriplaneAEConfig, length: int) -> None:
         super().__init__()
         width = cfg.width
         self.query = nn.Parameter(torch.zeros(1, 1, width))
@@ -47,8 +48,10 @@ class AxisProjector(nn.Module):
         return torch.tanh(self.to_latent(self.norm(x[:, 0])))
 
 
-class TriplaneAutoencoder(nn.Module):
-    def __init__(self, cfg: AEModelConfig, frames: int, resolution: int) -> None:
+class TriplaneAutoencoder(VideoAutoencoder):
+    """The autoencoder role of the PVDM family: latents are the three planes packed as (B, C, L)."""
+
+    def __init__(self, cfg: TriplaneAEConfig, frames: int, resolution: int) -> None:
         super().__init__()
         d = cfg.patch_size
         if resolution % d:
@@ -83,7 +86,11 @@ class TriplaneAutoencoder(nn.Module):
         c = self.cfg
         return nn.ModuleList(DividedSpaceTimeBlock(c.width, c.heads, c.mlp_ratio) for _ in range(depth))
 
-    def encode(self, x: torch.Tensor) -> Planes:
+    @property
+    def latent_spec(self) -> LatentSpec:
+        return triplane_spec(self.latent_shape)
+
+    def encode_planes(self, x: torch.Tensor) -> Planes:
         """(B, 3, S, H, W) in [-1, 1] -> (z_s (B,C,H',W'), z_h (B,C,S,W'), z_w (B,C,S,H')), all in [-1, 1]."""
         self._check_video(x)
         d, g = self.cfg.patch_size, self.grid
@@ -101,7 +108,7 @@ class TriplaneAutoencoder(nn.Module):
             rearrange(z_w, "(b s h) c -> b c s h", b=b, s=s),
         )
 
-    def decode(self, planes: Planes) -> torch.Tensor:
+    def decode_planes(self, planes: Planes) -> torch.Tensor:
         """Three planes -> video (B, 3, S, H, W) (unbounded; ~[-1, 1] once trained)."""
         z_s, z_h, z_w = planes
         s, g = self.frames, self.grid
@@ -122,15 +129,12 @@ class TriplaneAutoencoder(nn.Module):
         d = self.cfg.patch_size
         return rearrange(self.to_pixels(v), "b s (h w) (c p q) -> b c s (h p) (w q)", h=g, p=d, q=d)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
-    def encode_packed(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, H, W) -> packed latent (B, C, L) for storage and diffusion."""
-        return pack_planes(self.encode(x))
+        return pack_planes(self.encode_planes(video))
 
-    def decode_packed(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decode(unpack_planes(z, self.latent_shape))
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.decode_planes(unpack_planes(latent, self.latent_shape))
 
     def _check_video(self, x: torch.Tensor) -> None:
         expected = (3, self.frames, self.resolution, self.resolution)

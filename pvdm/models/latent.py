@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 
+from pvdm.families.roles import LatentSpec
+
 Planes = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -60,3 +62,28 @@ def unpack_planes(z: torch.Tensor, shape: LatentShape) -> Planes:
         rearrange(f, "b c (r k) -> b c r k", r=r, k=k)
         for f, (r, k) in zip(flat, shape.plane_shapes, strict=True)
     )
+
+
+def triplane_spec(shape: LatentShape) -> LatentSpec:
+    """The LatentSpec of packed triplanes: tanh-bounded, uniform prior, the plane geometry in `layout`."""
+    layout = {
+        "channels": shape.channels,
+        "frames": shape.frames,
+        "height": shape.height,
+        "width": shape.width,
+    }
+    return LatentSpec(shape=shape.packed_shape, bound=1.0, prior="uniform", dtype="float16", layout=layout)
+
+
+def triplane_shape(spec: LatentSpec) -> LatentShape:
+    """The plane geometry of a triplane LatentSpec; a clear error for any other family's latents."""
+    keys = ("channels", "frames", "height", "width")
+    if not all(k in spec.layout for k in keys):
+        raise ValueError(
+            f"expected triplane latents (layout with {', '.join(keys)}), got latents of shape {spec.shape} "
+            f"with layout {spec.layout}: this denoiser belongs to the PVDM family"
+        )
+    shape = LatentShape(*(int(spec.layout[k]) for k in keys))
+    if shape.packed_shape != spec.shape:
+        raise ValueError(f"triplane layout {shape} does not match the latent shape {spec.shape}")
+    return shape

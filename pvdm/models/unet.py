@@ -1,6 +1,6 @@
 """The triplane denoiser of PVDM (paper section 3.2): one 2D UNet shared by the three latent planes.
 
-forward(z (B, C, L), t (B,), cond (B, C, L) | None) -> eps (B, C, L)
+forward(z (B, C, L), t (B,), cond (B, C, L) | None, label (B,) | None) -> eps (B, C, L)
 
     z and cond are unpacked into z_s (H' x W'), z_h (S x W'), z_w (S x H') and concatenated on channels
     (cond None = the null condition, zeros). Each plane then runs through the SAME modules as its own tensor at
@@ -26,8 +26,9 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from pvdm.config.diffusion import UNetConfig
-from pvdm.models.latent import LatentShape, pack_planes, unpack_planes
+from pvdm.config.diffusion import TriplaneUNetConfig
+from pvdm.families.roles import Denoiser, LatentSpec
+from pvdm.models.latent import LatentShape, pack_planes, triplane_spec, unpack_planes
 
 PlaneList = list[torch.Tensor]  # [z_s, z_h, z_w] features, each (B, ch, rows, cols)
 
@@ -39,6 +40,20 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
     args = t.float()[:, None] * freqs[None, :]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     return F.pad(emb, (0, dim % 2))
+
+
+def null_to_index(
+    label: torch.Tensor | None, batch: int, num_classes: int, device: torch.device
+) -> torch.Tensor:
+    """Class ids for an embedding with a null class at index num_classes: None or negative ids become null."""
+    if label is None:
+        return torch.full((batch,), num_classes, dtype=torch.long, device=device)
+    label = label.to(device=device, dtype=torch.long)
+    if bool((label >= num_classes).any()):
+        raise ValueError(
+            f"class label {int(label.max())} out of range: the model knows {num_classes} classes"
+        )
+    return torch.where(label < 0, torch.full_like(label, num_classes), label)
 
 
 def group_norm(channels: int, groups: int) -> nn.GroupNorm:
@@ -56,7 +71,7 @@ def zero_init(module: nn.Module) -> nn.Module:
 class ResBlock(nn.Module):
     """GroupNorm-SiLU-conv twice, with the time embedding as FiLM (scale-shift) or an added bias."""
 
-    def __init__(self, cin: int, cout: int, emb_dim: int, cfg: UNetConfig) -> None:
+    def __init__(self, cin: int, cout: int, emb_dim: int, cfg: TriplaneUNetConfig) -> None:
         super().__init__()
         self.scale_shift = cfg.use_scale_shift_norm
         self.norm1 = group_norm(cin, cfg.norm_groups)
@@ -145,13 +160,17 @@ class Upsample(nn.Module):
         ]
 
 
-class TriplaneUNet(nn.Module):
-    def __init__(self, cfg: UNetConfig, latent: LatentShape) -> None:
+class TriplaneUNet(Denoiser):
+    def __init__(self, cfg: TriplaneUNetConfig, latent: LatentShape) -> None:
         super().__init__()
         self.cfg, self.latent = cfg, latent
         ch = cfg.model_channels
         emb_dim = 4 * ch
         self.time_embed = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.num_classes = cfg.num_classes
+        # Class conditioning: one embedding per class plus the null class (index num_classes), added to the
+        # time embedding (as in ADM and classifier-free guidance).
+        self.label_embed = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
         self.plane_embed = nn.Parameter(torch.zeros(3, emb_dim)) if cfg.plane_embedding else None
         self.input_conv = nn.Conv2d(2 * latent.channels, ch, 3, padding=1)  # z and cond on channels
 
@@ -191,17 +210,31 @@ class TriplaneUNet(nn.Module):
             zero_init(nn.Conv2d(ch, latent.channels, 3, padding=1)),
         )
 
-    def plane_embeddings(self, t: torch.Tensor) -> PlaneList:
-        """Time embedding (B, E), plus each plane's learned vector: one (B, E) per plane."""
+    @property
+    def latent_spec(self) -> LatentSpec:
+        return triplane_spec(self.latent)
+
+    def plane_embeddings(self, t: torch.Tensor, label: torch.Tensor | None = None) -> PlaneList:
+        """Time (and class) embedding (B, E), plus each plane's learned vector: one (B, E) per plane."""
         emb = self.time_embed(timestep_embedding(t, self.cfg.model_channels))
+        if self.label_embed is not None:
+            emb = emb + self.label_embed(null_to_index(label, t.shape[0], self.num_classes, t.device))
+        elif label is not None:
+            raise ValueError("this denoiser is unconditional (num_classes 0) but a label was given")
         if self.plane_embed is None:
             return [emb, emb, emb]
         return [emb + self.plane_embed[i] for i in range(3)]
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,
+        t: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        label: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         cond = torch.zeros_like(z) if cond is None else cond.to(z.dtype)
         t = t.expand(z.shape[0]) if t.ndim == 0 else t
-        embs = self.plane_embeddings(t)
+        embs = self.plane_embeddings(t, label)
         pairs = zip(unpack_planes(z, self.latent), unpack_planes(cond, self.latent), strict=True)
         planes = [self.input_conv(torch.cat(pair, dim=1)) for pair in pairs]  # (B, ch, r, k) per plane
 
@@ -225,4 +258,4 @@ PAPER_LATENT = LatentShape(channels=4, frames=16, height=32, width=32)  # 256x25
 
 def paper_unet(latent: LatentShape = PAPER_LATENT, **overrides: object) -> TriplaneUNet:
     """The official PVDM UNet on the paper's latent layout; override fields, e.g. model_channels=16 for tests."""
-    return TriplaneUNet(UNetConfig(**overrides), latent)
+    return TriplaneUNet(TriplaneUNetConfig(**overrides), latent)

@@ -7,20 +7,17 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from pvdm.checkpoint import capture_rng_state, restore_rng_state
 from pvdm.config.autoencoder import AutoencoderConfig
 from pvdm.config.data import DataConfig
 from pvdm.config.runtime import RuntimeConfig
-from pvdm.models.autoencoder import TriplaneAutoencoder
+from pvdm.families.registry import autoencoder_record, build_autoencoder
+from pvdm.metrics.lpips import load_lpips
 from pvdm.models.discriminator import VideoDiscriminator
 from pvdm.training.autoencoder_loss import PerceptualFn
 from pvdm.training.autoencoder_step import AutoencoderTrainState, autoencoder_train_step
-from pvdm.training.checkpoint import capture_rng_state, restore_rng_state
 from pvdm.training.loop import History, Metrics, TrainContext, per_rank_batch_size, run_steps, seed_everything
 from pvdm.training.schedule import global_batch_indices, rank_slice, step_generator
-
-
-def build_autoencoder(cfg: AutoencoderConfig, data: DataConfig) -> TriplaneAutoencoder:
-    return TriplaneAutoencoder(cfg.model, frames=data.frames, resolution=data.resolution)
 
 
 def build_autoencoder_state(
@@ -49,10 +46,8 @@ def autoencoder_checkpoint(
 ) -> dict[str, Any]:
     """Everything needed to resume exactly (the discriminator too: the official code forgot it) or to rebuild
     the model for inference from the checkpoint alone."""
-    payload: dict[str, Any] = {
-        "kind": "autoencoder",
+    payload: dict[str, Any] = autoencoder_record(cfg, data) | {
         "step": step,
-        "config": {"autoencoder": cfg.model_dump(mode="json"), "data": data.model_dump(mode="json")},
         "model": _unwrap(state.model).state_dict(),
         "optimizer": state.optimizer.state_dict(),
         "rng": capture_rng_state(),
@@ -76,13 +71,10 @@ def restore_autoencoder_state(state: AutoencoderTrainState, payload: dict[str, A
     return int(payload["step"])
 
 
-def autoencoder_from_checkpoint(payload: dict[str, Any]) -> TriplaneAutoencoder:
-    """Rebuild the trained model for inference from a checkpoint payload alone (eval mode)."""
-    cfg = AutoencoderConfig.model_validate(payload["config"]["autoencoder"])
-    data = DataConfig.model_validate(payload["config"]["data"])
-    model = build_autoencoder(cfg, data)
-    model.load_state_dict(payload["model"])
-    return model.eval()
+def default_perceptual(cfg: AutoencoderConfig, device: torch.device) -> PerceptualFn:
+    if cfg.loss.lpips_weight > 0:
+        return load_lpips(cfg.loss.lpips_net).to(device)
+    return lambda a, b: a.new_zeros(())
 
 
 def load_batch(dataset: Dataset, indices: list[int], device: torch.device) -> torch.Tensor:
@@ -95,10 +87,15 @@ def train_autoencoder(
     runtime: RuntimeConfig,
     dataset: Dataset,
     ctx: TrainContext,
-    perceptual: PerceptualFn,
+    perceptual: PerceptualFn | None = None,
 ) -> History:
-    """The per-worker loop of the `train_autoencoder` stage: resumes from ctx's latest checkpoint if any."""
+    """The per-worker loop of the `train_autoencoder` stage: resumes from ctx's latest checkpoint if any.
+
+    perceptual: the LPIPS function; None loads `loss.lpips_net` on this worker's device (when its weight is > 0).
+    """
     seed_everything(runtime.seed)
+    if perceptual is None:
+        perceptual = default_perceptual(cfg, ctx.device)
     state = build_autoencoder_state(cfg, data, perceptual, ctx.device)
     history, start = History(), 0
     payload = ctx.resume_payload()

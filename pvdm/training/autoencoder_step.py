@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from pvdm.config.autoencoder import AELossConfig
+from pvdm.device import autocast
 from pvdm.metrics.recon import psnr
 from pvdm.training.autoencoder_loss import (
     PerceptualFn,
@@ -17,7 +18,7 @@ from pvdm.training.autoencoder_loss import (
     reconstruction_loss,
 )
 from pvdm.training.guards import ensure_finite
-from pvdm.training.precision import autocast, clip_gradients
+from pvdm.training.precision import clip_gradients
 
 
 @dataclass
@@ -54,8 +55,11 @@ def autoencoder_train_step(
     use_gan = gan_active(cfg, step) and state.discriminator is not None
     state.model.train()
     with autocast(device, precision):
-        x_rec = state.model(x)
+        x_rec, own = state.model(x, with_losses=True)  # through forward, so a DDP wrapper syncs gradients
         loss, parts = reconstruction_loss(x, x_rec.float(), state.perceptual, cfg, frame_index)
+        for name, term in own.items():  # the family's own terms (e.g. a VQ loss), already weighted
+            loss = loss + term
+            parts[name] = term.detach()
         if use_gan:
             g_loss, fm = generator_adversarial_loss(state.discriminator, x, x_rec, frame_index)
             loss = loss + cfg.gan_weight * g_loss + cfg.feature_matching_weight * fm

@@ -9,14 +9,14 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from pvdm.checkpoint import capture_rng_state, restore_rng_state
 from pvdm.config.diffusion import DiffusionConfig
 from pvdm.config.runtime import RuntimeConfig
+from pvdm.diffusion.ema import EMA
 from pvdm.diffusion.schedule import NoiseSchedule, make_schedule
-from pvdm.models.latent import LatentShape
-from pvdm.models.unet import TriplaneUNet
-from pvdm.training.checkpoint import capture_rng_state, restore_rng_state
+from pvdm.families.registry import build_denoiser, denoiser_record
+from pvdm.families.roles import LatentSpec
 from pvdm.training.diffusion_step import diffusion_train_step
-from pvdm.training.ema import EMA
 from pvdm.training.loop import History, Metrics, TrainContext, per_rank_batch_size, run_steps, seed_everything
 from pvdm.training.schedule import global_batch_indices, rank_slice, step_generator
 
@@ -30,9 +30,9 @@ class DiffusionTrainState:
 
 
 def build_diffusion_state(
-    cfg: DiffusionConfig, latent: LatentShape, device: torch.device
+    cfg: DiffusionConfig, spec: LatentSpec, device: torch.device
 ) -> DiffusionTrainState:
-    model = TriplaneUNet(cfg.unet, latent).to(device)
+    model = build_denoiser(cfg, spec).to(device)
     t = cfg.train
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay
@@ -46,12 +46,10 @@ def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def diffusion_checkpoint(
-    state: DiffusionTrainState, step: int, cfg: DiffusionConfig, latent: LatentShape
+    state: DiffusionTrainState, step: int, cfg: DiffusionConfig, spec: LatentSpec
 ) -> dict[str, Any]:
-    return {
-        "kind": "diffusion",
+    return denoiser_record(cfg, spec) | {
         "step": step,
-        "config": {"diffusion": cfg.model_dump(mode="json"), "latent_shape": latent.__dict__.copy()},
         "model": _unwrap(state.model).state_dict(),
         "ema": state.ema.state_dict(),
         "optimizer": state.optimizer.state_dict(),
@@ -68,45 +66,34 @@ def restore_diffusion_state(state: DiffusionTrainState, payload: dict[str, Any])
 
 
 @dataclass
-class TrainedDiffusion:
-    """What sampling needs, rebuilt from a checkpoint alone."""
-
-    model: TriplaneUNet
-    schedule: NoiseSchedule
-    config: DiffusionConfig
-    latent_shape: LatentShape
+class LatentBatch:
+    z: torch.Tensor  # (B, *spec.shape) clean latents to denoise
+    z_prev: torch.Tensor  # (B, *spec.shape) the previous clip's clean latent (zeros where none)
+    has_prev: torch.Tensor  # (B,) bool
+    label: torch.Tensor  # (B,) long class ids, -1 = unlabelled
 
 
-def diffusion_from_checkpoint(payload: dict[str, Any], use_ema: bool = True) -> TrainedDiffusion:
-    cfg = DiffusionConfig.model_validate(payload["config"]["diffusion"])
-    latent = LatentShape(**payload["config"]["latent_shape"])
-    model = TriplaneUNet(cfg.unet, latent)
-    model.load_state_dict(payload["model"])
-    if use_ema:
-        ema = EMA(model, decay=cfg.train.ema_decay)
-        ema.load_state_dict(payload["ema"])
-        ema.copy_to(model)
-    return TrainedDiffusion(model.eval(), make_schedule(cfg.process), cfg, latent)
-
-
-def load_pairs(dataset: Dataset, indices: list[int], device: torch.device):
+def load_batch(dataset: Dataset, indices: list[int], device: torch.device) -> LatentBatch:
     items = [dataset[i] for i in indices]
-    z = torch.stack([it[0] for it in items]).to(device)
-    z_prev = torch.stack([it[1] for it in items]).to(device)
-    has_prev = torch.tensor([bool(it[2]) for it in items], device=device)
-    return z, z_prev, has_prev
+    return LatentBatch(
+        z=torch.stack([it[0] for it in items]).to(device),
+        z_prev=torch.stack([it[1] for it in items]).to(device),
+        has_prev=torch.tensor([bool(it[2]) for it in items], device=device),
+        label=torch.tensor([int(it[3]) for it in items], dtype=torch.long, device=device),
+    )
 
 
 def train_diffusion(
     cfg: DiffusionConfig,
     runtime: RuntimeConfig,
     dataset: Dataset,
-    latent: LatentShape,
+    spec: LatentSpec,
     ctx: TrainContext,
 ) -> History:
-    """The per-worker loop of `train_diffusion`. dataset items: (z, z_prev, has_prev) as in LatentPairDataset."""
+    """The per-worker loop of `train_diffusion`. dataset items: (z, z_prev, has_prev, label) as in
+    LatentPairDataset; `spec` is the latent store's LatentSpec (it is recorded in every checkpoint)."""
     seed_everything(runtime.seed)
-    state = build_diffusion_state(cfg, latent, ctx.device)
+    state = build_diffusion_state(cfg, spec, ctx.device)
     history, start = History(), 0
     payload = ctx.resume_payload()
     if payload is not None:
@@ -119,17 +106,17 @@ def train_diffusion(
 
     def step_fn(step: int) -> Metrics:
         batch = global_batch_indices(len(dataset), per_rank * ctx.world_size, step, runtime.seed)
-        z, z_prev, has_prev = load_pairs(dataset, rank_slice(batch, ctx.rank, ctx.world_size), ctx.device)
-        generator = step_generator(runtime.seed, step, ctx.rank)
-        metrics = diffusion_train_step(
-            state.model, state.ema, state.optimizer, z, z_prev, state.schedule, t,
-            device=ctx.device, precision=runtime.precision, generator=generator, has_prev=has_prev,
+        b = load_batch(dataset, rank_slice(batch, ctx.rank, ctx.world_size), ctx.device)
+        label = b.label if bare.num_classes else None  # unconditional models never see labels
+        return diffusion_train_step(
+            state.model, state.ema, state.optimizer, b.z, b.z_prev, state.schedule, t,
+            device=ctx.device, precision=runtime.precision, generator=step_generator(runtime.seed, step, ctx.rank),
+            has_prev=b.has_prev, label=label,
         )  # fmt: skip
-        return metrics
 
     def checkpoint_fn(step: int, hist: History) -> dict[str, Any]:
         return diffusion_checkpoint(
-            DiffusionTrainState(bare, state.ema, state.optimizer, state.schedule), step, cfg, latent
+            DiffusionTrainState(bare, state.ema, state.optimizer, state.schedule), step, cfg, spec
         ) | {"history": hist.rows}
 
     return run_steps(

@@ -6,10 +6,11 @@ import torch
 from torch import nn
 
 from pvdm.config.diffusion import DiffusionTrainConfig
+from pvdm.device import autocast
+from pvdm.diffusion.ema import EMA
 from pvdm.diffusion.objective import choose_conditions, eps_loss
 from pvdm.diffusion.schedule import NoiseSchedule
-from pvdm.training.ema import EMA
-from pvdm.training.precision import autocast, clip_gradients
+from pvdm.training.precision import clip_gradients
 
 
 def diffusion_train_step(
@@ -25,11 +26,13 @@ def diffusion_train_step(
     precision: str,
     generator: torch.Generator,
     has_prev: torch.Tensor | None = None,
+    label: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Eps-prediction step with PVDM's joint conditional / unconditional objective, then an EMA update.
 
-    z: (B, C, L) clean latents of the clips to denoise; z_prev: (B, C, L) clean latents of the clips right before
-    them, or None when no sample has one; has_prev: (B,) bool marking the samples whose z_prev is real (None: all).
+    z: (B, *latent) clean latents of the clips to denoise; z_prev: the clean latents of the clips right before
+    them, or None when no sample has one; has_prev: (B,) bool marking the samples whose z_prev is real (None: all);
+    label: (B,) class ids for a class-conditional denoiser (None: unconditional).
     cond_fraction is the share of the batch that was conditioned (about cond_prob when every sample has a z_prev).
     """
     model.train()
@@ -37,7 +40,7 @@ def diffusion_train_step(
     z_prev = None if z_prev is None else z_prev.to(device)
     cond, use_prev = choose_conditions(z_prev, has_prev, z.shape[0], cfg.cond_prob, generator)
     with autocast(device, precision):
-        loss = eps_loss(model, z, cond, schedule, generator)
+        loss = eps_loss(model, z, cond, schedule, generator, label=label)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"diffusion loss is {loss.item()}: the optimizer step was not taken")
     optimizer.zero_grad(set_to_none=True)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pvdm.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, step_checkpoint_path
+from pvdm.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, step_checkpoint_path
 
 Metrics = dict[str, float]
 log = logging.getLogger("pvdm.training")

@@ -23,15 +23,17 @@ from bench.models import (
     run_isolated,
     run_job,
 )
-from pvdm.config.autoencoder import AEModelConfig
-from pvdm.config.diffusion import UNetConfig
+from pvdm.config.autoencoder import TriplaneAEConfig
+from pvdm.config.diffusion import TriplaneUNetConfig
 
 TINY = ModelSizes(
     "tiny",
     resolution=16,
     frames=4,
-    ae=AEModelConfig(width=16, heads=2, patch_size=4, encoder_depth=1, decoder_depth=1, projection_depth=1),
-    unet=UNetConfig(
+    ae=TriplaneAEConfig(
+        width=16, heads=2, patch_size=4, encoder_depth=1, decoder_depth=1, projection_depth=1
+    ),
+    unet=TriplaneUNetConfig(
         model_channels=8,
         channel_mult=[1, 2],
         num_res_blocks=1,

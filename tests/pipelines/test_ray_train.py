@@ -11,13 +11,13 @@ import ray.train
 import torch
 
 from pipelines.ray_train import RayContext, TrainingError, final_payload, fit
-from pvdm.config.autoencoder import AELossConfig, AEModelConfig, AutoencoderConfig
+from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig, TriplaneAEConfig
 from pvdm.config.data import DataConfig
 from pvdm.config.runtime import RuntimeConfig
 from pvdm.config.training import TrainConfig
 
 CFG = AutoencoderConfig(
-    model=AEModelConfig(
+    model=TriplaneAEConfig(
         width=16, heads=2, patch_size=4, encoder_depth=1, decoder_depth=1, projection_depth=1
     ),
     loss=AELossConfig(lpips_weight=0.0),
@@ -127,7 +127,7 @@ def test_non_finite_loss_fails_with_a_clear_error_and_keeps_the_last_checkpoint(
     kept = sorted(p for p in (tmp_path / "ray" / "nan-test").glob("checkpoint_*") if p.is_dir())
     assert kept, str(info.value)
     from pipelines.ray_train import CHECKPOINT_FILE
-    from pvdm.training.checkpoint import load_checkpoint
+    from pvdm.checkpoint import load_checkpoint
 
     payload = load_checkpoint(kept[-1] / CHECKPOINT_FILE)
     assert all(torch.isfinite(v).all() for v in payload["model"].values())

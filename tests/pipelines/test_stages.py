@@ -16,7 +16,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pvdm.training.checkpoint import load_checkpoint
+from pvdm.checkpoint import load_checkpoint
 from tests.pipelines.projects import make_project, project_env, run
 from tests.pipelines.tiny_params import TINY_PARAMS
 

@@ -13,7 +13,7 @@ TINY_PARAMS = {
         "train": {"steps": 12, "batch_size": 4, "lr": 0.001, "checkpoint_every": 6, "log_every": 3},
     },
     "diffusion": {
-        "unet": {"model_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": [2],
+        "denoiser": {"model_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": [2],
                  "num_heads": 2, "norm_groups": 4},
         "process": {"timesteps": 100},
         "train": {"steps": 12, "batch_size": 8, "lr": 0.001, "checkpoint_every": 6, "log_every": 3, "ema_decay": 0.9},

@@ -7,22 +7,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from pvdm.config.autoencoder import AEModelConfig, AutoencoderConfig
+from pvdm.checkpoint import save_checkpoint
+from pvdm.config.autoencoder import AutoencoderConfig, TriplaneAEConfig
 from pvdm.config.data import DataConfig
-from pvdm.config.diffusion import DiffusionConfig, ProcessConfig, UNetConfig
+from pvdm.config.diffusion import DiffusionConfig, ProcessConfig, TriplaneUNetConfig
 from pvdm.config.sample import SampleConfig
 from pvdm.sampling import VideoModel, make_generator, sample_clips, sample_long_videos
 from pvdm.training.autoencoder import autoencoder_checkpoint, build_autoencoder_state
-from pvdm.training.checkpoint import save_checkpoint
 from pvdm.training.diffusion import build_diffusion_state, diffusion_checkpoint
 
 DATA = DataConfig(resolution=16, frames=4)
 AE = AutoencoderConfig(
-    model=AEModelConfig(width=16, heads=2, patch_size=4, latent_channels=2, encoder_depth=1, decoder_depth=1,
+    model=TriplaneAEConfig(width=16, heads=2, patch_size=4, latent_channels=2, encoder_depth=1, decoder_depth=1,
                         projection_depth=1)
 )  # fmt: skip
 DIFF = DiffusionConfig(
-    unet=UNetConfig(model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2], num_heads=2,
+    denoiser=TriplaneUNetConfig(model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2], num_heads=2,
                     norm_groups=4),
     process=ProcessConfig(timesteps=50),
 )  # fmt: skip
@@ -34,14 +34,14 @@ def checkpoints(tmp_path: Path) -> tuple[Path, Path]:
     cpu = torch.device("cpu")
     ae = build_autoencoder_state(AE, DATA, lambda a, b: 0, cpu)
     save_checkpoint(tmp_path / "ae.pt", autoencoder_checkpoint(ae, 0, AE, DATA))
-    diff = build_diffusion_state(DIFF, ae.model.latent_shape, cpu)
+    diff = build_diffusion_state(DIFF, ae.model.latent_spec, cpu)
     with (
         torch.no_grad()
     ):  # a zero-init output layer would predict eps = 0 everywhere; make the model do something
         for p in diff.model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
     diff.ema.shadow = {k: v.detach().clone() for k, v in diff.model.state_dict().items()}
-    save_checkpoint(tmp_path / "diff.pt", diffusion_checkpoint(diff, 0, DIFF, ae.model.latent_shape))
+    save_checkpoint(tmp_path / "diff.pt", diffusion_checkpoint(diff, 0, DIFF, ae.model.latent_spec))
     return tmp_path / "ae.pt", tmp_path / "diff.pt"
 
 
@@ -83,3 +83,25 @@ def test_sample_cli_writes_a_long_video(checkpoints: tuple[Path, Path], tmp_path
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert read_video(out).shape == (12, 16, 16, 3)
+
+
+def test_loading_a_checkpoint_as_the_wrong_role_is_a_clear_error(checkpoints: tuple[Path, Path]) -> None:
+    from pvdm.checkpoint import load_checkpoint
+    from pvdm.families.registry import FamilyError, load_autoencoder, load_diffusion
+
+    ae_path, diff_path = checkpoints
+    with pytest.raises(FamilyError, match="expected the checkpoint of an autoencoder, got 'diffusion'"):
+        load_autoencoder(load_checkpoint(diff_path))
+    with pytest.raises(FamilyError, match="expected the checkpoint of a diffusion, got 'autoencoder'"):
+        load_diffusion(load_checkpoint(ae_path))
+
+
+def test_a_triplane_denoiser_refuses_pixel_latents(checkpoints: tuple[Path, Path], tmp_path: Path) -> None:
+    """The identity family's autoencoder with PVDM's denoiser: refused when loading, naming both families."""
+    from pvdm.config.autoencoder import IdentityAEConfig
+    from pvdm.families.registry import autoencoder_record
+
+    identity = AutoencoderConfig(model=IdentityAEConfig())
+    save_checkpoint(tmp_path / "id.pt", autoencoder_record(identity, DATA) | {"step": 0, "model": {}})
+    with pytest.raises(ValueError, match=r"triplane_unet.*\(3, 4, 16, 16\).*different runs or families"):
+        VideoModel.load(tmp_path / "id.pt", checkpoints[1], torch.device("cpu"))

@@ -9,7 +9,7 @@ from pvdm.config.sample import SampleConfig
 
 def test_defaults_are_the_official_pvdm_hyperparameters() -> None:
     d = DiffusionConfig()
-    u, p, t = d.unet, d.process, d.train
+    u, p, t = d.denoiser, d.process, d.train
     assert (u.model_channels, u.channel_mult, u.num_res_blocks) == (256, [1, 2, 4, 4], 2)
     assert (u.attention_resolutions, u.num_heads, u.use_scale_shift_norm) == ([4, 2, 1], 8, True)
     assert (p.timesteps, p.schedule, p.beta_start, p.beta_end) == (1000, "linear", 0.0015, 0.0195)
@@ -27,7 +27,7 @@ def test_defaults_are_the_official_pvdm_hyperparameters() -> None:
             {"process": {"schedule": "sigmoid"}},
             "diffusion.process.schedule: Input should be 'linear' or 'cosine'",
         ),
-        ({"unet": {"channel_mult": [1, 2], "attention_resolutions": [4]}}, "are not downsample factors"),
+        ({"denoiser": {"channel_mult": [1, 2], "attention_resolutions": [4]}}, "are not downsample factors"),
         ({"train": {"ema": 0.9}}, "diffusion.train.ema: unknown key"),
     ],
 )

@@ -20,7 +20,9 @@ class RecordingModel:
     def __init__(self) -> None:
         self.conds: list[torch.Tensor] = []
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None, label: torch.Tensor | None = None
+    ) -> torch.Tensor:
         cond = torch.zeros_like(x) if cond is None else cond
         self.conds.append(cond.clone())
         return 0.1 * x + 0.05 * cond
@@ -41,7 +43,7 @@ def test_long_video_conditions_each_clip_on_the_previous_z0(n_clips: int) -> Non
         ddim_sample,
         decode,
         n_clips,
-        LATENT,
+        LATENT.packed_shape,
         batch_size=batch,
         steps=steps,
         generator=torch.Generator().manual_seed(0),
@@ -67,7 +69,7 @@ def test_guidance_runs_conditional_and_null_passes_for_later_clips() -> None:
         ddpm_sample,
         decode,
         3,
-        LATENT,
+        LATENT.packed_shape,
         batch_size=1,
         steps=steps,
         generator=torch.Generator().manual_seed(0),
@@ -90,7 +92,7 @@ def test_long_video_is_reproducible_from_the_seed_and_rejects_zero_clips() -> No
             ddpm_sample,
             decode,
             2,
-            LATENT,
+            LATENT.packed_shape,
             batch_size=1,
             steps=2,
             generator=torch.Generator().manual_seed(seed),
@@ -105,7 +107,7 @@ def test_long_video_is_reproducible_from_the_seed_and_rejects_zero_clips() -> No
             ddpm_sample,
             decode,
             0,
-            LATENT,
+            LATENT.packed_shape,
             batch_size=1,
             steps=2,
             generator=torch.Generator(),

@@ -9,7 +9,7 @@ import operator
 import pytest
 import torch
 
-from pvdm.config.diffusion import ProcessConfig, UNetConfig
+from pvdm.config.diffusion import ProcessConfig, TriplaneUNetConfig
 from pvdm.diffusion.samplers import (
     ddim_sample,
     ddim_step,
@@ -48,7 +48,7 @@ def test_one_ddpm_step_matches_ho_et_al_equation_11() -> None:
     mean = (x - beta / math.sqrt(1 - abar) * eps) / math.sqrt(1 - beta)
     beta_tilde = (1 - abar_prev) / (1 - abar) * beta
     expected = mean + math.sqrt(beta_tilde) * z
-    got = ddpm_step(x, eps, abar, abar_prev, z, clip_x0=False)
+    got = ddpm_step(x, eps, abar, abar_prev, z, x0_bound=None)
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
 
@@ -61,7 +61,7 @@ def test_one_ddim_step_with_a_constant_noise_model() -> None:
     expected = (
         math.sqrt(abar_prev) * (x - math.sqrt(1 - abar) * c) / math.sqrt(abar) + math.sqrt(1 - abar_prev) * c
     )
-    got = ddim_step(x, eps, abar, abar_prev, torch.randn_like(x), eta=0.0, clip_x0=False)
+    got = ddim_step(x, eps, abar, abar_prev, torch.randn_like(x), eta=0.0, x0_bound=None)
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
 
@@ -73,17 +73,17 @@ def test_ddim_step_clips_x0_to_the_latent_bound_and_keeps_eps_consistent() -> No
     x0 = (x / math.sqrt(abar)).clamp(-1, 1)
     eps_consistent = (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
     expected = math.sqrt(abar_prev) * x0 + math.sqrt(1 - abar_prev) * eps_consistent
-    got = ddim_step(x, eps, abar, abar_prev, torch.zeros_like(x), eta=0.0, clip_x0=True)
+    got = ddim_step(x, eps, abar, abar_prev, torch.zeros_like(x), eta=0.0, x0_bound=1.0)
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("clip", [False, True])
-def test_ddim_with_eta_one_is_the_ddpm_posterior(clip: bool) -> None:
+@pytest.mark.parametrize("bound", [None, 1.0, 0.5])
+def test_ddim_with_eta_one_is_the_ddpm_posterior(bound: float | None) -> None:
     x, z = 2 * torch.randn(2, 4, 6, dtype=torch.float64), torch.randn(2, 4, 6, dtype=torch.float64)
     eps = torch.randn_like(x)
     for t, s in [(999, 989), (500, 499), (40, 3)]:
-        a = ddim_step(x, eps, ABAR[t], ABAR[s], z, eta=1.0, clip_x0=clip)
-        b = ddpm_step(x, eps, ABAR[t], ABAR[s], z, clip_x0=clip)
+        a = ddim_step(x, eps, ABAR[t], ABAR[s], z, eta=1.0, x0_bound=bound)
+        b = ddpm_step(x, eps, ABAR[t], ABAR[s], z, x0_bound=bound)
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
@@ -101,7 +101,7 @@ def test_two_step_ddim_chain_golden_value() -> None:
         x0 = (x - math.sqrt(1 - abar[t]) * 0.2 * x) / math.sqrt(abar[t])
         x = math.sqrt(s_abar) * x0 + math.sqrt(1 - s_abar) * 0.2 * x
     g = torch.Generator().manual_seed(0)
-    got = ddim_sample(model_fn, (1, 2, 5), sched, steps=2, generator=g, x_T=x_T, clip_x0=False)
+    got = ddim_sample(model_fn, (1, 2, 5), sched, steps=2, generator=g, x_T=x_T, x0_bound=None)
     torch.testing.assert_close(got, x, rtol=1e-10, atol=1e-10)
 
 
@@ -121,13 +121,13 @@ def test_ddpm_chain_draws_its_noise_from_the_generator() -> None:
         return torch.zeros_like(x)
 
     g = torch.Generator().manual_seed(7)
-    got = ddpm_sample(zero_model, (1, 2, 5), sched, steps=2, generator=g, x_T=x_T)
+    got = ddpm_sample(zero_model, (1, 2, 5), sched, steps=2, generator=g, x_T=x_T, x0_bound=1.0)
     torch.testing.assert_close(got, expected.clamp(-1, 1), rtol=1e-10, atol=1e-10)
 
 
 def tiny_model() -> tuple[TriplaneUNet, LatentShape]:
     latent = LatentShape(2, 3, 4, 4)
-    cfg = UNetConfig(
+    cfg = TriplaneUNetConfig(
         model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2], num_heads=2
     )
     model = TriplaneUNet(cfg, latent).eval()
@@ -146,26 +146,31 @@ def test_ddim_eta_zero_is_deterministic_and_ddpm_follows_the_seed() -> None:
         return model(x, t, None)
 
     def run(sampler, seed):
-        return sampler(model_fn, shape, sched, steps=5, generator=torch.Generator().manual_seed(seed))
+        return sampler(
+            model_fn, shape, sched, steps=5, generator=torch.Generator().manual_seed(seed), x0_bound=1.0
+        )
 
     first = run(ddim_sample, 3)
     assert torch.equal(first, run(ddim_sample, 3))
     assert first.shape == shape and first.abs().max() <= 1.0  # x0 clipped to the latent bound
     x_T = torch.randn((*shape,), generator=torch.Generator().manual_seed(3))
     other_gen = torch.Generator().manual_seed(99)  # eta = 0 uses no noise after x_T
-    assert torch.equal(first, ddim_sample(model_fn, shape, sched, steps=5, generator=other_gen, x_T=x_T))
+    again = ddim_sample(model_fn, shape, sched, steps=5, generator=other_gen, x_T=x_T, x0_bound=1.0)
+    assert torch.equal(first, again)
     assert torch.equal(run(ddpm_sample, 3), run(ddpm_sample, 3))
     assert not torch.equal(run(ddpm_sample, 3), run(ddpm_sample, 4))
     torch.testing.assert_close(
         run(ddpm_sample, 5),
-        ddim_sample(model_fn, shape, sched, steps=5, eta=1.0, generator=torch.Generator().manual_seed(5)),
+        ddim_sample(
+            model_fn, shape, sched, steps=5, eta=1.0, generator=torch.Generator().manual_seed(5), x0_bound=1.0
+        ),
     )
 
 
 def test_classifier_free_guidance_combination() -> None:
     calls = []
 
-    def model(x, t, cond):
+    def model(x, t, cond, label=None):
         calls.append(cond.clone())
         return 2.0 * cond + 1.0  # eps_cond = 2 c + 1, eps_uncond = 1
 

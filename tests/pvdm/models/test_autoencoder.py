@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pvdm.config.autoencoder import AEModelConfig
+from pvdm.config.autoencoder import TriplaneAEConfig
 from pvdm.config.base import ConfigError
 from pvdm.models.autoencoder import TriplaneAutoencoder
 from pvdm.models.discriminator import VideoDiscriminator
@@ -17,32 +17,32 @@ TINY = {"width": 16, "heads": 2, "encoder_depth": 1, "decoder_depth": 1, "projec
     [(4, 16, 4, 2), (8, 32, 8, 4), (5, 24, 4, 3), (16, 256, 8, 4)],
 )
 def test_planes_have_the_paper_layout(frames: int, resolution: int, patch: int, channels: int) -> None:
-    cfg = AEModelConfig(patch_size=patch, latent_channels=channels, **TINY)
+    cfg = TriplaneAEConfig(patch_size=patch, latent_channels=channels, **TINY)
     ae = TriplaneAutoencoder(cfg, frames=frames, resolution=resolution)
     x = torch.rand(2, 3, frames, resolution, resolution) * 2 - 1
     with torch.no_grad():
-        z_s, z_h, z_w = ae.encode(x)
+        z_s, z_h, z_w = ae.encode_planes(x)
         g = resolution // patch
         assert z_s.shape == (2, channels, g, g)
         assert z_h.shape == (2, channels, frames, g)
         assert z_w.shape == (2, channels, frames, g)
         assert all(z.abs().max() <= 1 for z in (z_s, z_h, z_w))  # tanh-bounded
-        assert ae.decode((z_s, z_h, z_w)).shape == x.shape
+        assert ae.decode_planes((z_s, z_h, z_w)).shape == x.shape
 
 
 def test_paper_geometry_gives_2048_latent_positions() -> None:
-    ae = TriplaneAutoencoder(AEModelConfig(**TINY), frames=16, resolution=256)
+    ae = TriplaneAutoencoder(TriplaneAEConfig(**TINY), frames=16, resolution=256)
     assert ae.latent_shape.plane_shapes == ((32, 32), (16, 32), (16, 32))
     assert ae.latent_shape.length == 2048
 
 
 def test_pack_unpack_round_trip() -> None:
-    ae = TriplaneAutoencoder(AEModelConfig(patch_size=4, **TINY), frames=6, resolution=20)
+    ae = TriplaneAutoencoder(TriplaneAEConfig(patch_size=4, **TINY), frames=6, resolution=20)
     x = torch.rand(3, 3, 6, 20, 20) * 2 - 1
     with torch.no_grad():
-        planes = ae.encode(x)
-        packed = ae.encode_packed(x)
-    assert packed.shape == (3, 4, 25 + 30 + 30)
+        planes = ae.encode_planes(x)
+        packed = ae.encode(x)  # the role's latent: the packed planes
+    assert packed.shape == (3, 4, 25 + 30 + 30) == (3, *ae.latent_spec.shape)
     for a, b in zip(unpack_planes(packed, ae.latent_shape), planes, strict=True):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(pack_planes(planes), packed)
@@ -51,34 +51,34 @@ def test_pack_unpack_round_trip() -> None:
 
 
 def test_every_plane_depends_on_the_video_and_feeds_the_decoder() -> None:
-    ae = TriplaneAutoencoder(AEModelConfig(patch_size=4, **TINY), frames=4, resolution=16).eval()
+    ae = TriplaneAutoencoder(TriplaneAEConfig(patch_size=4, **TINY), frames=4, resolution=16).eval()
     x = torch.rand(1, 3, 4, 16, 16) * 2 - 1
     y = x.clone()
     y[:, :, 2, 0:4, :] = -y[:, :, 2, 0:4, :]  # first patch row of frame 2
     with torch.no_grad():
-        zx, zy = ae.encode(x), ae.encode(y)
+        zx, zy = ae.encode_planes(x), ae.encode_planes(y)
     # the encoder mixes frames and positions through attention, so all planes move; none may be ignored
     assert all((a - b).abs().max() > 1e-6 for a, b in zip(zx, zy, strict=True))
     with torch.no_grad():
-        base = ae.decode(zx)
+        base = ae.decode_planes(zx)
         for i in range(3):
             planes = list(zx)
             planes[i] = torch.zeros_like(planes[i])
-            assert (ae.decode(tuple(planes)) - base).abs().max() > 1e-6
+            assert (ae.decode_planes(tuple(planes)) - base).abs().max() > 1e-6
 
 
 def test_wrong_input_shape_and_geometry_are_clear_errors() -> None:
-    ae = TriplaneAutoencoder(AEModelConfig(patch_size=4, **TINY), frames=4, resolution=16)
+    ae = TriplaneAutoencoder(TriplaneAEConfig(patch_size=4, **TINY), frames=4, resolution=16)
     with pytest.raises(ValueError, match=r"expects video \(B, 3, 4, 16, 16\)"):
         ae.encode(torch.zeros(1, 3, 5, 16, 16))
     with pytest.raises(ConfigError, match="patch_size"):
-        TriplaneAutoencoder(AEModelConfig(patch_size=5, **TINY), frames=4, resolution=16)
+        TriplaneAutoencoder(TriplaneAEConfig(patch_size=5, **TINY), frames=4, resolution=16)
 
 
 def test_activation_checkpointing_gives_the_same_gradients() -> None:
     torch.manual_seed(0)
-    plain = TriplaneAutoencoder(AEModelConfig(patch_size=4, **TINY), frames=4, resolution=16)
-    ckpt = TriplaneAutoencoder(AEModelConfig(patch_size=4, activation_checkpointing=True, **TINY), 4, 16)
+    plain = TriplaneAutoencoder(TriplaneAEConfig(patch_size=4, **TINY), frames=4, resolution=16)
+    ckpt = TriplaneAutoencoder(TriplaneAEConfig(patch_size=4, activation_checkpointing=True, **TINY), 4, 16)
     ckpt.load_state_dict(plain.state_dict())
     x = torch.rand(2, 3, 4, 16, 16) * 2 - 1
     for m in (plain, ckpt):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pvdm.config.base import ConfigError, validate_section
-from pvdm.config.diffusion import UNetConfig
+from pvdm.config.diffusion import TriplaneUNetConfig
 from pvdm.models.latent import LatentShape, pack_planes, unpack_planes
 from pvdm.models.unet import PAPER_LATENT, JointAttention, TriplaneUNet, paper_unet
 
@@ -14,11 +14,11 @@ SQUARE = LatentShape(channels=4, frames=6, height=6, width=6)  # three 6x6 plane
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see tests/conftest.py
 
 
-def tiny(**overrides) -> UNetConfig:
+def tiny(**overrides) -> TriplaneUNetConfig:
     base = dict(
         model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2], num_heads=2
     )
-    return UNetConfig(**(base | overrides))
+    return TriplaneUNetConfig(**(base | overrides))
 
 
 def randomized(model: torch.nn.Module) -> torch.nn.Module:
@@ -53,7 +53,9 @@ def plane_outputs(out: torch.Tensor, shape: LatentShape) -> tuple[torch.Tensor, 
         ),
     ],
 )
-def test_output_has_the_packed_shape_for_odd_and_tiny_planes(latent: LatentShape, cfg: UNetConfig) -> None:
+def test_output_has_the_packed_shape_for_odd_and_tiny_planes(
+    latent: LatentShape, cfg: TriplaneUNetConfig
+) -> None:
     model = TriplaneUNet(cfg, latent)
     z = torch.randn(2, *latent.packed_shape)
     out = randomized(model)(z, torch.tensor([0, 999]), torch.randn_like(z))
@@ -178,10 +180,10 @@ def test_activation_checkpointing_gives_the_same_gradients() -> None:
         ({"model_channels": 12, "num_heads": 8}, "num_heads (8) must divide"),
         ({"attention_resolutions": [3]}, "attention_resolutions [3] are not downsample factors"),
         ({"channel_mult": [1, 0]}, "channel_mult entries must be >= 1"),
-        ({"heads": 4}, "diffusion.unet.heads: unknown key"),
+        ({"heads": 4}, "diffusion.denoiser.heads: unknown key"),
     ],
 )
 def test_bad_unet_configs_name_the_problem(data: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=".*") as info:
-        validate_section(UNetConfig, data, prefix="diffusion.unet")
+        validate_section(TriplaneUNetConfig, data, prefix="diffusion.denoiser")
     assert needle in str(info.value)

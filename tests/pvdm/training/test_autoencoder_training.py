@@ -6,24 +6,26 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pvdm.config.autoencoder import AELossConfig, AEModelConfig, AutoencoderConfig
+from pvdm.checkpoint import load_checkpoint, save_checkpoint
+from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig, TriplaneAEConfig
 from pvdm.config.data import DataConfig
 from pvdm.config.training import TrainConfig
 from pvdm.data.video import read_video
+from pvdm.families.registry import load_autoencoder
 from pvdm.metrics.recon import psnr
 from pvdm.training.autoencoder import (
     autoencoder_checkpoint,
-    autoencoder_from_checkpoint,
     build_autoencoder_state,
     restore_autoencoder_state,
 )
 from pvdm.training.autoencoder_step import autoencoder_train_step
-from pvdm.training.checkpoint import load_checkpoint, save_checkpoint
 from pvdm.training.guards import NonFiniteLossError
 from pvdm.training.schedule import step_generator
 
 DATA = DataConfig(resolution=16, frames=4)
-MODEL = AEModelConfig(width=32, heads=4, patch_size=4, encoder_depth=2, decoder_depth=2, projection_depth=1)
+MODEL = TriplaneAEConfig(
+    width=32, heads=4, patch_size=4, encoder_depth=2, decoder_depth=2, projection_depth=1
+)
 
 
 def tiny_real_clip(videos: Path) -> torch.Tensor:
@@ -122,7 +124,7 @@ def test_checkpoint_rebuilds_the_model_for_inference(tmp_path: Path) -> None:
     cfg = l1_only()
     state = build_autoencoder_state(cfg, DATA, no_perceptual, torch.device("cpu"))
     save_checkpoint(tmp_path / "ae.pt", autoencoder_checkpoint(state, 0, cfg, DATA))
-    model = autoencoder_from_checkpoint(load_checkpoint(tmp_path / "ae.pt"))
+    model = load_autoencoder(load_checkpoint(tmp_path / "ae.pt"))
     x = torch.rand(1, 3, 4, 16, 16) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(model(x), state.model.eval()(x))

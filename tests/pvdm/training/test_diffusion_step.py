@@ -5,13 +5,13 @@ import time
 import pytest
 import torch
 
-from pvdm.config.diffusion import DiffusionTrainConfig, ProcessConfig, UNetConfig
+from pvdm.config.diffusion import DiffusionTrainConfig, ProcessConfig, TriplaneUNetConfig
+from pvdm.diffusion.ema import EMA
 from pvdm.diffusion.objective import eps_loss
 from pvdm.diffusion.schedule import make_schedule
 from pvdm.models.latent import LatentShape
 from pvdm.models.unet import TriplaneUNet
 from pvdm.training.diffusion_step import diffusion_train_step
-from pvdm.training.ema import EMA
 
 LATENT = LatentShape(channels=4, frames=4, height=4, width=4)  # L = 16 + 16 + 16 = 48
 CPU = torch.device("cpu")
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see tests/con
 
 
 def tiny_setup(lr: float = 2e-3, **train):
-    cfg = UNetConfig(
+    cfg = TriplaneUNetConfig(
         model_channels=16, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2], num_heads=2
     )
     model = TriplaneUNet(cfg, LATENT)

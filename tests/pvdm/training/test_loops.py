@@ -10,26 +10,28 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from pvdm.config.autoencoder import AELossConfig, AEModelConfig, AutoencoderConfig
+from pvdm.checkpoint import latest_checkpoint, load_checkpoint
+from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig, TriplaneAEConfig
 from pvdm.config.data import DataConfig
-from pvdm.config.diffusion import DiffusionConfig, DiffusionTrainConfig, UNetConfig
+from pvdm.config.diffusion import DiffusionConfig, DiffusionTrainConfig, TriplaneUNetConfig
 from pvdm.config.runtime import RuntimeConfig
 from pvdm.config.training import TrainConfig
 from pvdm.data.latents import LatentPairDataset, LatentStore, write_latent_store
-from pvdm.models.latent import LatentShape
+from pvdm.families.registry import load_diffusion
+from pvdm.models.latent import LatentShape, triplane_spec
 from pvdm.training.autoencoder import train_autoencoder
-from pvdm.training.checkpoint import latest_checkpoint, load_checkpoint
-from pvdm.training.diffusion import diffusion_from_checkpoint, train_diffusion
+from pvdm.training.diffusion import train_diffusion
 from pvdm.training.loop import LocalContext
 
 RUNTIME = RuntimeConfig(precision="fp32", seed=3)
 DATA = DataConfig(resolution=16, frames=4)
 LATENT = LatentShape(channels=2, frames=4, height=4, width=4)
+SPEC = triplane_spec(LATENT)
 
 
 def ae_cfg(steps: int) -> AutoencoderConfig:
     return AutoencoderConfig(
-        model=AEModelConfig(
+        model=TriplaneAEConfig(
             width=16, heads=2, patch_size=4, encoder_depth=1, decoder_depth=1, projection_depth=1
         ),
         loss=AELossConfig(lpips_weight=0.0),
@@ -102,19 +104,21 @@ def latent_store(tmp_path: Path, n: int = 6) -> Path:
             "clip_id": [f"c{i}" for i in range(n)],
             "split": ["train"] * (n - 1) + ["test"],
             "previous": [-1, 0, 1, -1, 3, 4],
+            "label": [-1] * n,
         }
     )
-    return write_latent_store(tmp_path / "latents", latents, manifest, LATENT, autoencoder_sha256="0" * 64)
+    return write_latent_store(tmp_path / "latents", latents, manifest, SPEC, autoencoder_sha256="0" * 64)
 
 
 def test_latent_store_round_trip_and_pairs(tmp_path: Path) -> None:
     root = latent_store(tmp_path)
     store = LatentStore(root)
-    assert len(store) == 6 and store.shape == LATENT and store.indices("test") == [5]
+    assert len(store) == 6 and store.spec == SPEC and store.indices("test") == [5]
     ds = LatentPairDataset(root, "train")
-    z, z_prev, has_prev = ds[2]
+    z, z_prev, has_prev, label = ds[2]
     assert has_prev and torch.equal(z_prev, torch.from_numpy(np.asarray(store.latents[1], dtype=np.float32)))
-    z, z_prev, has_prev = ds[0]
+    assert label == -1
+    z, z_prev, has_prev, _ = ds[0]
     assert not has_prev and not z_prev.any()
     with pytest.raises(FileNotFoundError, match="not a latent store"):
         LatentStore(tmp_path / "nothing")
@@ -122,21 +126,21 @@ def test_latent_store_round_trip_and_pairs(tmp_path: Path) -> None:
 
 def test_diffusion_loop_trains_resumes_and_rebuilds_ema_model(tmp_path: Path) -> None:
     cfg = DiffusionConfig(
-        unet=UNetConfig(model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2], num_heads=2, norm_groups=4),
+        denoiser=TriplaneUNetConfig(model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2], num_heads=2, norm_groups=4),
         train=DiffusionTrainConfig(steps=6, batch_size=3, lr=1e-3, checkpoint_every=2, log_every=2, ema_decay=0.9),
     )  # fmt: skip
     ds = LatentPairDataset(latent_store(tmp_path), "train")
     crashed = interrupting(LocalContext(tmp_path / "ckpt"), at_step=4)
     with pytest.raises(Interrupt):
-        train_diffusion(cfg, RUNTIME, ds, LATENT, crashed)
-    train_diffusion(cfg, RUNTIME, ds, LATENT, LocalContext(tmp_path / "ckpt"))
-    train_diffusion(cfg, RUNTIME, ds, LATENT, LocalContext(tmp_path / "straight"))
+        train_diffusion(cfg, RUNTIME, ds, SPEC, crashed)
+    train_diffusion(cfg, RUNTIME, ds, SPEC, LocalContext(tmp_path / "ckpt"))
+    train_diffusion(cfg, RUNTIME, ds, SPEC, LocalContext(tmp_path / "straight"))
     a = load_checkpoint(latest_checkpoint(tmp_path / "ckpt"))
     b = load_checkpoint(latest_checkpoint(tmp_path / "straight"))
     for key, value in a["ema"]["shadow"].items():
         torch.testing.assert_close(value, b["ema"]["shadow"][key], atol=1e-6, rtol=0, msg=key)
-    trained = diffusion_from_checkpoint(a)
-    assert trained.latent_shape == LATENT
+    trained = load_diffusion(a)
+    assert trained.latent_spec == SPEC
     for name, value in trained.model.state_dict().items():
         torch.testing.assert_close(value, a["ema"]["shadow"][name], msg=name)
     # sampling uses the average, not the last raw weights

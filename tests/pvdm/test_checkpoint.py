@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from pvdm.training.checkpoint import (
+from pvdm.checkpoint import (
     CheckpointError,
     capture_rng_state,
     latest_checkpoint,
@@ -67,7 +67,7 @@ def test_kill_during_save_leaves_the_previous_checkpoint_readable(tmp_path: Path
     save_checkpoint(target, {"step": 0, "w": torch.zeros(1 << 20)})
     script = textwrap.dedent(f"""
         import torch
-        from pvdm.training.checkpoint import save_checkpoint
+        from pvdm.checkpoint import save_checkpoint
         step = 0
         print("ready", flush=True)
         while True:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from pvdm.training.ema import EMA
+from pvdm.diffusion.ema import EMA
 
 
 def set_weight(model: nn.Linear, value: float) -> None:

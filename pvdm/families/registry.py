@@ -1,0 +1,145 @@
+"""The one place that builds a family's models from config and loads them back from checkpoints.
+
+A family module registers a builder per role under its config `type` (`register_autoencoder`,
+`register_denoiser`); its config section registers itself in pvdm.config.models. A checkpoint records its role
+(`kind`), its family and its config, so loading dispatches on that record and refuses the wrong role or family.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pvdm.config.autoencoder import AutoencoderConfig
+from pvdm.config.data import DataConfig
+from pvdm.config.diffusion import DiffusionConfig
+from pvdm.config.models import ModelSpec, model_types
+from pvdm.diffusion.ema import EMA
+from pvdm.diffusion.schedule import NoiseSchedule, make_schedule
+from pvdm.families.roles import Denoiser, LatentSpec, VideoAutoencoder
+
+AutoencoderBuilder = Callable[[Any, DataConfig], VideoAutoencoder]  # (its config section, data) -> model
+DenoiserBuilder = Callable[
+    [Any, LatentSpec], Denoiser
+]  # (its config section, the latents it models) -> model
+
+# The families that ship with pvdm; a new one is a module here plus its config section in pvdm/config/.
+BUILTIN_FAMILIES = ("pvdm.families.triplane", "pvdm.families.identity")
+
+_AUTOENCODERS: dict[str, AutoencoderBuilder] = {}
+_DENOISERS: dict[str, DenoiserBuilder] = {}
+
+
+class FamilyError(ValueError):
+    """A model or checkpoint does not belong where it is used (wrong role, unknown family, other latents)."""
+
+
+def register_autoencoder(name: str, build: AutoencoderBuilder) -> None:
+    _AUTOENCODERS[name] = build
+
+
+def register_denoiser(name: str, build: DenoiserBuilder) -> None:
+    _DENOISERS[name] = build
+
+
+def _load_builtins() -> None:
+    for module in BUILTIN_FAMILIES:
+        importlib.import_module(module)  # registers on import; a no-op after the first time
+
+
+def _builder(table: dict[str, Callable], role: str, section: ModelSpec) -> Callable:
+    _load_builtins()
+    if section.type not in table:
+        raise FamilyError(
+            f"no {role} family {section.type!r} is registered (registered: {', '.join(sorted(table))}; "
+            f"config types: {', '.join(model_types(role))})"
+        )
+    return table[section.type]
+
+
+def build_autoencoder(cfg: AutoencoderConfig, data: DataConfig) -> VideoAutoencoder:
+    return _builder(_AUTOENCODERS, "autoencoder", cfg.model)(cfg.model, data)
+
+
+def build_denoiser(cfg: DiffusionConfig, spec: LatentSpec) -> Denoiser:
+    return _builder(_DENOISERS, "denoiser", cfg.denoiser)(cfg.denoiser, spec)
+
+
+# --- checkpoint records ---------------------------------------------------------------------------------------
+
+
+def autoencoder_record(cfg: AutoencoderConfig, data: DataConfig) -> dict[str, Any]:
+    """What an autoencoder checkpoint says about itself (merged into the payload beside the weights)."""
+    return {
+        "kind": "autoencoder",
+        "family": cfg.model.type,
+        "config": {"autoencoder": cfg.model_dump(mode="json"), "data": data.model_dump(mode="json")},
+    }
+
+
+def denoiser_record(cfg: DiffusionConfig, spec: LatentSpec) -> dict[str, Any]:
+    return {
+        "kind": "diffusion",
+        "family": cfg.denoiser.type,
+        "config": {"diffusion": cfg.model_dump(mode="json"), "latent_spec": spec.to_dict()},
+    }
+
+
+def _check_kind(payload: dict[str, Any], kind: str) -> None:
+    found = payload.get("kind")
+    if found != kind:
+        raise FamilyError(
+            f"expected the checkpoint of a{'n' if kind[0] in 'aeiou' else ''} {kind}, got {found!r}"
+        )
+
+
+def load_autoencoder(payload: dict[str, Any]) -> VideoAutoencoder:
+    """Rebuild a trained autoencoder for inference (eval mode) from its checkpoint payload alone."""
+    _check_kind(payload, "autoencoder")
+    cfg = AutoencoderConfig.model_validate(payload["config"]["autoencoder"])
+    model = build_autoencoder(cfg, DataConfig.model_validate(payload["config"]["data"]))
+    if payload.get("model"):
+        model.load_state_dict(payload["model"])
+    return model.eval()
+
+
+@dataclass
+class TrainedDiffusion:
+    """What sampling needs, rebuilt from a diffusion checkpoint alone."""
+
+    model: Denoiser
+    schedule: NoiseSchedule
+    config: DiffusionConfig
+    latent_spec: LatentSpec
+
+    @property
+    def x0_bound(self) -> float | None:
+        """The clip applied to predicted x_0 while sampling: the latents' bound, if the process asks for it."""
+        return self.latent_spec.bound if self.config.process.clip_x0 else None
+
+
+def load_diffusion(payload: dict[str, Any], use_ema: bool = True) -> TrainedDiffusion:
+    """Rebuild a trained denoiser (EMA weights by default) with its noise schedule and latent spec."""
+    _check_kind(payload, "diffusion")
+    cfg = DiffusionConfig.model_validate(payload["config"]["diffusion"])
+    spec = LatentSpec.from_dict(payload["config"]["latent_spec"])
+    model = build_denoiser(cfg, spec)
+    model.load_state_dict(payload["model"])
+    if use_ema:
+        ema = EMA(model, decay=cfg.train.ema_decay)
+        ema.load_state_dict(payload["ema"])
+        ema.copy_to(model)
+    return TrainedDiffusion(model.eval(), make_schedule(cfg.process), cfg, spec)
+
+
+def check_pair(autoencoder: VideoAutoencoder, diffusion: TrainedDiffusion, names: tuple[str, str]) -> None:
+    """A denoiser samples latents only for the autoencoder whose latents it was trained on."""
+    if autoencoder.latent_spec != diffusion.latent_spec:
+        raise FamilyError(
+            f"{names[1]} was trained on latents {diffusion.latent_spec.shape} "
+            f"({diffusion.config.denoiser.type}, layout {diffusion.latent_spec.layout}), but {names[0]} "
+            f"produces {autoencoder.latent_spec.shape} (layout {autoencoder.latent_spec.layout}): "
+            "they come from different runs or families"
+        )

@@ -1,0 +1,121 @@
+"""The two roles of a model family. Read this first: every stage talks to models through these and nothing else.
+
+A model family (PVDM, 3D-VQGAN + VDM, VIDM, pixel VDM, ...) is a video autoencoder and a denoiser:
+
+    video (B, 3, T, H, W) in [-1, 1] --autoencoder.encode--> latent (B, *spec.shape)
+    latent --the diffusion process, with denoiser(z_t, t, cond, label) -> eps--> sampled latent
+    sampled latent --autoencoder.decode--> video
+
+`LatentSpec` says what the latents are (shape, bound, prior); it travels with the latent store and with every
+diffusion checkpoint, so samplers, long videos and evaluation never assume one family's latents. A family is
+registered in pvdm.families.registry (builder + config section); see docs/architecture.md, "How to add a family".
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class LatentSpec:
+    """What one latent of a family is: enough to store it, clip it while sampling and draw a prior sample.
+
+    shape: one latent without the batch axis, e.g. (C, L) packed triplanes or (3, T, H, W) pixels.
+    bound: every value lies in [-bound, bound] (tanh latents, pixels: 1.0); None: unbounded.
+    prior: what a latent drawn without any model looks like: 'uniform' in [-bound, bound] or 'normal' N(0, 1).
+    codebook_size: for quantised latents (VQ), the number of codes; None otherwise.
+    dtype: how the latent store keeps it ('float16' or 'float32').
+    layout: family-specific facts a denoiser needs (the triplane's channels, frames, height, width).
+    """
+
+    shape: tuple[int, ...]
+    bound: float | None = 1.0
+    prior: Literal["uniform", "normal"] = "uniform"
+    codebook_size: int | None = None
+    dtype: str = "float16"
+    layout: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.prior == "uniform" and self.bound is None:
+            raise ValueError("a uniform prior needs a bound")
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+
+    def prior_sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n latents (n, *shape) from the prior, on the generator's device: 'no model at all'."""
+        size = (n, *self.shape)
+        if self.prior == "normal":
+            return torch.randn(size, generator=generator, device=generator.device)
+        u = torch.rand(size, generator=generator, device=generator.device)
+        return (u * 2 - 1) * self.bound
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatentSpec:
+        return cls(**{**data, "shape": tuple(data["shape"])})
+
+
+class VideoAutoencoder(nn.Module, ABC):
+    """Role 1: maps clips (B, 3, frames, resolution, resolution) in [-1, 1] to latents and back.
+
+    `trainable` False (the identity) means the train_autoencoder stage has nothing to fit; `caches_latents` False
+    means the latent store points at the clip store instead of copying the data (latent = the clip).
+    """
+
+    frames: int
+    resolution: int
+    trainable: bool = True
+    caches_latents: bool = True
+
+    @property
+    @abstractmethod
+    def latent_spec(self) -> LatentSpec: ...
+
+    @abstractmethod
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, *latent_spec.shape)."""
+
+    @abstractmethod
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """(B, *latent_spec.shape) -> (B, 3, T, H, W), about [-1, 1] (callers clamp)."""
+
+    def forward(self, video: torch.Tensor, with_losses: bool = False):
+        """The reconstruction; with_losses: (reconstruction, the family's own loss terms), for training."""
+        return self.reconstruct_for_training(video) if with_losses else self.decode(self.encode(video))
+
+    def reconstruct_for_training(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The reconstruction and the family's own loss terms, already weighted (e.g. a VQ commitment loss).
+
+        The shared objective (pixel + perceptual + GAN, pvdm.training.autoencoder_loss) is added by the trainer;
+        a family with extra terms overrides this."""
+        return self.decode(self.encode(video)), {}
+
+
+class Denoiser(nn.Module, ABC):
+    """Role 2: the network the diffusion process trains and samples: eps_theta(z_t, t, cond, label).
+
+    z_t (B, *spec.shape); t (B,) integer timesteps; cond (B, *spec.shape) or None: a clean latent to condition on
+    (PVDM's previous clip), None = the null condition; label (B,) long or None: class ids in [0, num_classes),
+    None = the null class. Returns eps with z_t's shape.
+    """
+
+    num_classes: int = 0
+
+    @property
+    @abstractmethod
+    def latent_spec(self) -> LatentSpec: ...
+
+    @abstractmethod
+    def forward(
+        self,
+        z_t: torch.Tensor,
+        t: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        label: torch.Tensor | None = None,
+    ) -> torch.Tensor: ...
