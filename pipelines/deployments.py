@@ -21,10 +21,10 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.flows import Flow
 from prefect.schedules import Cron
 
+from pipelines.config import load_pipeline_params
 from pipelines.flows import pvdm
 from pipelines.project import project_root
 from pipelines.retrain import retrain
-from pvdm.config import load_params
 
 FULL, SCHEDULED = "full", "scheduled"
 TAGS = ["pvdm"]
@@ -32,7 +32,7 @@ TAGS = ["pvdm"]
 
 def build(root: Path, full_flow: Flow = pvdm, retrain_flow: Flow = retrain) -> list[RunnerDeployment]:
     """`pvdm/full` and `pvdm-retrain/scheduled` for the project at `root`, the schedule from its params."""
-    cfg = load_params(root / "params.yaml").orchestration
+    cfg = load_pipeline_params(root / "params.yaml").orchestration
     schedules = [Cron(cfg.retrain_cron, timezone=cfg.timezone)] if cfg.retrain_cron else None
     params = {"project": str(root)}
     return [

@@ -25,10 +25,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
 from pipelines import tracking
+from pipelines.config import IngestConfig, OrchestrationConfig, PipelineParams
 from pipelines.ingest import IngestReport, ingest
 from pipelines.project import StageResult, apply_overrides, dvc_stages, project_root, run_dvc_stage
-from pvdm.config import IngestConfig, Params
-from pvdm.config.orchestration import OrchestrationConfig
 
 
 @dataclass
@@ -62,7 +61,7 @@ def with_retries(fn: Any, cfg: OrchestrationConfig) -> Any:
     return fn.with_options(retries=cfg.retries, retry_delay_seconds=cfg.retry_delay_seconds)
 
 
-def ingest_config(params: Params, source: str | None) -> IngestConfig:
+def ingest_config(params: PipelineParams, source: str | None) -> IngestConfig:
     """The params' ingest section, with `source` (a flow parameter) replacing ingest.source when given."""
     return params.ingest if source is None else params.ingest.model_copy(update={"source": source})
 
@@ -92,7 +91,7 @@ def run_stages(root: Path, pipeline_id: str, cfg: OrchestrationConfig) -> list[S
     return [stage(root, name, pipeline_id) for name in dvc_stages(root)]
 
 
-def run_pipeline(root: Path, params: Params, ingested: list[str]) -> PipelineResult:
+def run_pipeline(root: Path, params: PipelineParams, ingested: list[str]) -> PipelineResult:
     """Stages under an MLflow parent run named after the current flow run; the parent ends FINISHED or FAILED."""
     pipeline_id = str(flow_run.id)
     parent = start_parent_run(root, pipeline_id)

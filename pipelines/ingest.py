@@ -6,7 +6,7 @@ is verified (size, then the ETag: the MD5 of the content, or for a multipart upl
 the SHA-256 of a local source), and is renamed into place only when it matches.
 
 Credentials come from boto3's standard chain (environment, ~/.aws, instance role) and are never read, logged or
-stored here; `ingest.endpoint_url` is refused when it carries userinfo (see pvdm.config.preprocess.IngestConfig).
+stored here; `ingest.endpoint_url` is refused when it carries userinfo (see pipelines.config.IngestConfig).
 
     uv run --frozen python -m pipelines.ingest --source s3://bucket/videos --raw data/raw [--endpoint-url URL]
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import click
 
-from pvdm.config.preprocess import IngestConfig
+from pipelines.config import IngestConfig, load_pipeline_params
 
 log = logging.getLogger("pvdm.ingest")
 STATE = ".ingest-state.json"
@@ -242,10 +242,9 @@ def _save_state(raw: Path, state: dict[str, dict[str, Any]]) -> None:
 @click.option("--params", default="params.yaml", show_default=True, type=click.Path(path_type=Path))
 def main(source: str | None, raw_dir: Path, endpoint_url: str | None, params: Path) -> None:
     """Copy new raw videos into the raw folder and say what was copied."""
-    from pvdm.config import load_params
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = load_params(params).ingest if params.is_file() else IngestConfig()
+    cfg = load_pipeline_params(params).ingest if params.is_file() else IngestConfig()
     update = {k: v for k, v in (("source", source), ("endpoint_url", endpoint_url)) if v}
     cfg = IngestConfig.model_validate({**cfg.model_dump(), **update})
     click.echo(ingest(cfg, raw_dir).summary())

@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 
-from pvdm.config import ConfigError, Params, load_params, parse_params
+from pipelines.config import PipelineParams, load_pipeline_params, parse_pipeline_params
+from pvdm.config import ConfigError
 from pvdm.config.base import load_yaml
 
 RAN = re.compile(r"^Running stage '(?P<stage>[^']+)'")
@@ -51,7 +52,7 @@ def project_root(project: str | Path | None = None) -> Path:
 # --- params overrides -------------------------------------------------------------------------------------------
 
 
-def apply_overrides(root: Path, overrides: Mapping[str, Any] | None) -> Params:
+def apply_overrides(root: Path, overrides: Mapping[str, Any] | None) -> PipelineParams:
     """Validate `{"diffusion.train.lr": 2e-4, ...}` against the whole params, then write them into params.yaml.
 
     Like `dvc exp run -S key=value` in the workspace: the file keeps its comments and layout, and `dvc repro`
@@ -59,11 +60,11 @@ def apply_overrides(root: Path, overrides: Mapping[str, Any] | None) -> Params:
     anything is written or run."""
     path = root / "params.yaml"
     if not overrides:
-        return load_params(path)
+        return load_pipeline_params(path)
     data = copy.deepcopy(load_yaml(path))
     for key, value in overrides.items():
         _set_dotted(data, key, value)
-    parse_params(data, source="overrides")  # raises before any change
+    parse_pipeline_params(data, source="overrides")  # raises before any change
     rt = YAML()  # round-trip: comments and key order survive
     rt.preserve_quotes = True
     rt.representer.add_representer(type(None), _null)  # `null` stays `null`, not an empty value
@@ -72,7 +73,7 @@ def apply_overrides(root: Path, overrides: Mapping[str, Any] | None) -> Params:
         _set_dotted(doc, key, value)
     with path.open("w") as f:
         rt.dump(doc, f)
-    return load_params(path)
+    return load_pipeline_params(path)
 
 
 def _null(representer: Any, _: None) -> Any:

@@ -12,6 +12,7 @@ def main() -> None:
 
     The full pipeline runs with `dvc repro` (or `make demo`); these commands are the pieces people run by hand.
     """
+    # The installed `pvdm` command is pipelines.cli:main: these commands plus the orchestration ones (serve).
 
 
 # Subcommands are registered below, one line each, from the modules that implement them.
@@ -26,6 +27,3 @@ main.add_command(sample)
 from pvdm.metrics.cli import fvd  # noqa: E402
 
 main.add_command(fvd)
-from pvdm.serve_cli import serve  # noqa: E402
-
-main.add_command(serve)

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipelines.config import PipelineParams, load_pipeline_params
 from pipelines.paths import CLIPS, LATENTS, METRICS, MODELS, PLOTS, RAW, REPORTS, ROOT, SAMPLES
 from pvdm.checkpoint import CheckpointError
-from pvdm.config import ConfigError, Params, load_params
+from pvdm.config import ConfigError
 from pvdm.data.preprocess import PreprocessError
 from pvdm.families.registry import FamilyError
 
@@ -31,7 +32,7 @@ EXPECTED_FAILURES: tuple[type[BaseException], ...] = (
 )
 
 
-def run_stage(main: Callable[[Params], None], expected: tuple[type[BaseException], ...] = ()) -> None:
+def run_stage(main: Callable[[PipelineParams], None], expected: tuple[type[BaseException], ...] = ()) -> None:
     """Load and validate params.yaml before any work; a bad value is one line naming the key, exit code 2.
 
     `expected`: more error types the stage reports as one line (the training stages add TrainingError)."""
@@ -39,7 +40,7 @@ def run_stage(main: Callable[[Params], None], expected: tuple[type[BaseException
     for noisy in ("great_expectations", "alembic", "mlflow.store"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        params = load_params(ROOT / "params.yaml")
+        params = load_pipeline_params(ROOT / "params.yaml")
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -41,6 +41,7 @@ def main(params: Params) -> None:
         model = VideoModel.load(
             MODELS / "autoencoder.pt", MODELS / "diffusion.pt", device, use_ema=cfg.use_ema
         )
+        mlflow.set_tag("pvdm.family", model.diffusion.config.denoiser.type)
         generator = make_generator(device, cfg.seed)
         clips = write_all(
             sample_clips(model, cfg.num_videos, cfg, generator), SAMPLES / "clips", "sample", cfg.fps

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, model_validator
 
@@ -12,8 +12,7 @@ from pvdm.config.base import ConfigError, StrictModel, load_yaml, validate_secti
 from pvdm.config.data import DataConfig
 from pvdm.config.diffusion import DiffusionConfig
 from pvdm.config.evaluate import EvaluateConfig
-from pvdm.config.orchestration import OrchestrationConfig
-from pvdm.config.preprocess import IngestConfig, PreprocessConfig
+from pvdm.config.preprocess import PreprocessConfig
 from pvdm.config.runtime import RuntimeConfig
 from pvdm.config.sample import SampleConfig
 
@@ -23,8 +22,6 @@ __all__ = [
     "DataConfig",
     "DiffusionConfig",
     "EvaluateConfig",
-    "IngestConfig",
-    "OrchestrationConfig",
     "Params",
     "PreprocessConfig",
     "RuntimeConfig",
@@ -39,13 +36,14 @@ class Params(StrictModel):
 
     data: DataConfig = Field(default_factory=DataConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
-    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    # Sections owned by orchestration (pipelines/config.py validates them); the library only carries them.
+    ingest: dict[str, Any] = Field(default_factory=dict)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
     diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
-    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    orchestration: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Params:
@@ -55,10 +53,13 @@ class Params(StrictModel):
         return self
 
 
-def parse_params(data: dict[str, Any], source: str = "params") -> Params:
+P = TypeVar("P", bound=Params)
+
+
+def parse_params(data: dict[str, Any], source: str = "params", model: type[P] = Params) -> P:
     """Validate a params mapping; errors are ConfigError lines like `diffusion.lr: ... (got -1)`."""
     try:
-        return validate_section(Params, data)
+        return validate_section(model, data)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}".replace("\n", f"\n{source}: ")) from None
 

@@ -1,11 +1,11 @@
-"""`preprocess` and `ingest` sections: how raw videos become clips, and where raw videos come from.
+"""`preprocess`: how raw videos become clips (where they come from, `ingest`, is pipelines/config.py's).
 
 The clip geometry (resolution, frames per clip) is the shared `data` section (pvdm.config.data.DataConfig).
 """
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from pvdm.config.base import StrictModel
 
@@ -70,22 +70,3 @@ class PreprocessConfig(StrictModel):
     def step(self, frames: int) -> int:
         """Source frames between consecutive clip starts."""
         return self.clip_step or frames * self.frame_stride
-
-
-class IngestConfig(StrictModel):
-    source: str = Field(
-        "",
-        description="where new raw videos come from: s3://bucket/prefix, a local folder, or empty for none",
-    )
-    endpoint_url: str | None = Field(
-        None,
-        description="S3 endpoint for S3-compatible stores (MinIO, moto); credentials come from the AWS chain",
-    )
-    region: str | None = Field(None, description="S3 region; None: from the AWS configuration")
-
-    @model_validator(mode="after")
-    def _no_credentials_in_the_endpoint(self) -> IngestConfig:
-        # params.yaml is committed and logged: an endpoint like http://key:secret@host would leak the secret.
-        if self.endpoint_url and "@" in self.endpoint_url.split("//", 1)[-1].split("/", 1)[0]:
-            raise ValueError("ingest.endpoint_url must not contain credentials; use the AWS credential chain")
-        return self

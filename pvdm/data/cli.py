@@ -78,11 +78,16 @@ def preprocess(
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def inspect(path: Path, as_json: bool) -> None:
-    """Describe a clip store (clips, splits, fps, rejected files) or a folder of raw videos (what each file is)."""
-    from pvdm.data.inspection import inspect_folder, inspect_store
+    """Describe a clip store (clips, splits, fps, labels, rejected files), a folder of raw videos (what each file
+    is) or a checkpoint (.pt: its role, model family, step, size and latents)."""
+    from pvdm.data.inspection import inspect_checkpoint, inspect_folder, inspect_store
 
-    from_store = (path / "manifest.parquet").is_file()
-    info = inspect_store(path) if from_store else inspect_folder(path, PreprocessConfig().extensions)
+    if path.is_file() and path.suffix == ".pt":
+        info = inspect_checkpoint(path)
+    elif (path / "manifest.parquet").is_file():
+        info = inspect_store(path)
+    else:
+        info = inspect_folder(path, PreprocessConfig().extensions)
     if as_json:
         click.echo(json.dumps(info, indent=2, ensure_ascii=False, default=str))
         return

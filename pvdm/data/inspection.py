@@ -1,4 +1,4 @@
-"""What is in a clip store, or in a folder of raw videos: the facts behind `pvdm inspect`."""
+"""What is in a clip store, a folder of raw videos or a checkpoint: the facts behind `pvdm inspect`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def inspect_store(root: Path) -> dict[str, Any]:
         info["clip_shape"] = list(store[0].shape)
         info["fps"] = _spread(m["fps"])
         info["clips_per_video"] = _spread(m.groupby("source").size())
+    info["labels"] = store.label_names
     info["splits"] = {
         split: {
             "clips": len(store.indices(split)),
@@ -66,6 +67,9 @@ def _store_text(info: dict[str, Any]) -> str:
         lines.append(
             f"{split}: {s['clips']} clips, {s['videos']} videos, {s['consecutive_pairs']} consecutive pairs"
         )
+    labels = info["labels"]
+    lines.append(f"labels: {len(labels)} classes ({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''})"
+                 if labels else "labels: none (unconditional)")  # fmt: skip
     lines.append(f"validation: {'passed' if info['validation'] else 'failed or not run'}")
     lines.append(f"rejected files: {len(info['rejected'])}, duplicates: {len(info['duplicates'])}")
     lines += [f"  {r['source']}: {r['reason']}" for r in info["rejected"]]
@@ -104,3 +108,22 @@ def _folder_text(info: dict[str, Any]) -> str:
         )
     lines += [f"  UNUSABLE {u['source']}: {u['reason']}" for u in info["unusable"]]
     return "\n".join(lines)
+
+
+def inspect_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's own record: role, family, step, parameters, latent spec (no weights are run)."""
+    from pvdm.checkpoint import load_checkpoint
+    from pvdm.families.registry import describe_checkpoint
+
+    info = describe_checkpoint(load_checkpoint(path))
+    spec = info.get("latent_spec", {})
+    lines = [
+        f"checkpoint {path}: {info['kind']} of the {info['family']!r} family, step {info['step']}, "
+        f"{info['parameters']:,} parameters{' (+ EMA)' if info['has_ema'] else ''}, "
+        f"{'resumable (optimizer state)' if info['resumable'] else 'inference only'}"
+    ]
+    if spec:
+        bound = "unbounded" if spec["bound"] is None else f"in [-{spec['bound']:g}, {spec['bound']:g}]"
+        lines.append(f"latents: shape {tuple(spec['shape'])}, {bound}, prior {spec['prior']}, stored as {spec['dtype']}")
+    info["text"] = "\n".join(lines)
+    return {"path": str(path), **info}

@@ -143,3 +143,23 @@ def check_pair(autoencoder: VideoAutoencoder, diffusion: TrainedDiffusion, names
             f"produces {autoencoder.latent_spec.shape} (layout {autoencoder.latent_spec.layout}): "
             "they come from different runs or families"
         )
+
+
+def describe_checkpoint(payload: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint is, from its record alone (for `pvdm inspect`): role, family, step, sizes, latents."""
+    kind = payload.get("kind", "unknown")
+    info: dict[str, Any] = {
+        "kind": kind,
+        "family": payload.get("family", "unknown"),
+        "step": payload.get("step"),
+    }
+    info["parameters"] = sum(v.numel() for v in payload.get("model", {}).values() if hasattr(v, "numel"))
+    info["has_ema"] = "ema" in payload
+    info["resumable"] = "optimizer" in payload
+    if kind == "autoencoder":
+        info["latent_spec"] = load_autoencoder(payload).latent_spec.to_dict()
+        info["data"] = payload["config"]["data"]
+    elif kind == "diffusion":
+        info["latent_spec"] = payload["config"]["latent_spec"]
+    info["config"] = payload.get("config", {})
+    return info

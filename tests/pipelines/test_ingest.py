@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from boto3.s3.transfer import TransferConfig
 
+from pipelines.config import IngestConfig
 from pipelines.ingest import STATE, IngestError, ingest, parse_s3_uri
-from pvdm.config.preprocess import IngestConfig
 from pvdm.data.synthetic import generate_videos
 
 MB = 1 << 20

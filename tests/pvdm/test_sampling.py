@@ -105,3 +105,16 @@ def test_a_triplane_denoiser_refuses_pixel_latents(checkpoints: tuple[Path, Path
     save_checkpoint(tmp_path / "id.pt", autoencoder_record(identity, DATA) | {"step": 0, "model": {}})
     with pytest.raises(ValueError, match=r"triplane_unet.*\(3, 4, 16, 16\).*different runs or families"):
         VideoModel.load(tmp_path / "id.pt", checkpoints[1], torch.device("cpu"))
+
+
+def test_inspect_describes_a_checkpoint_from_its_record(checkpoints: tuple[Path, Path]) -> None:
+    from click.testing import CliRunner
+
+    from pvdm.cli import main
+
+    result = CliRunner().invoke(main, ["inspect", str(checkpoints[1])])
+    assert result.exit_code == 0, result.output
+    assert "diffusion of the 'triplane_unet' family, step 0" in result.output
+    assert "latents: shape (2, 48), in [-1, 1], prior uniform" in result.output
+    result = CliRunner().invoke(main, ["inspect", "--json", str(checkpoints[0])])
+    assert '"family": "triplane"' in result.output and '"kind": "autoencoder"' in result.output

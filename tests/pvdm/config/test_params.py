@@ -25,12 +25,39 @@ def test_defaults_are_the_paper_geometry() -> None:
         ({"autoencoder": {"model": {"width": 30, "heads": 8}}}, "width (30) must be divisible by heads (8)"),
         ({"runtime": {"device": "tpu"}}, "runtime.device: Input should be 'auto', 'cpu' or 'cuda'"),
         ({"nosuchsection": {}}, "nosuchsection: unknown key"),
+        (
+            {"autoencoder": {"model": {"type": "vqgan9d"}}},
+            "autoencoder.model: unknown type 'vqgan9d' (allowed: identity, triplane)",
+        ),
+        (
+            {"diffusion": {"denoiser": {"type": 3}}},
+            "diffusion.denoiser: unknown type 3 (allowed: triplane_unet",
+        ),
+        (
+            {"autoencoder": {"model": {"type": "identity", "width": 8}}},
+            "autoencoder.model.width: unknown key",
+        ),
+        (
+            {"autoencoder": {"model": {"type": "identity"}}},
+            "diffusion.denoiser.type: triplane_unet models triplane latents, but autoencoder.model.type is 'identity'",
+        ),
+        ({"unet": {}}, "unet: unknown key"),
     ],
 )
 def test_bad_values_name_the_key(params: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_params(params)
     assert needle in str(info.value)
+
+
+def test_a_section_without_type_is_the_pvdm_family_and_the_type_survives_a_dump() -> None:
+    p = parse_params({"autoencoder": {"model": {"width": 16, "heads": 2}}})
+    assert p.autoencoder.model.type == "triplane" and p.diffusion.denoiser.type == "triplane_unet"
+    dumped = p.model_dump(mode="json")
+    assert dumped["autoencoder"]["model"] == p.autoencoder.model.model_dump(
+        mode="json"
+    )  # every field, not the base's
+    assert parse_params(dumped) == p
 
 
 def test_yaml_reads_exponent_floats_and_names_the_file(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """`pvdm serve`: serve the project's Prefect deployments (pvdm/full, pvdm-retrain/scheduled).
 
-The library never imports Prefect: this command only starts `python -m pipelines.deployments serve` (the same as
+Orchestration, so it lives in pipelines/ (the `pvdm` console command, pipelines.cli, adds it to the library's
+commands). It imports no Prefect itself: it starts `python -m pipelines.deployments serve` (the same as
 `make serve`) in the project folder and waits for it.
 """
 

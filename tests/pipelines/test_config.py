@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pvdm.config import ConfigError, parse_params
+from pipelines.config import parse_pipeline_params as parse_params
+from pvdm.config import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,21 @@
-"""`orchestration` section: how the Prefect deployments run the pipeline (retrain schedule, stage retries).
+"""The params sections that belong to orchestration, not to the library: `ingest` (where new raw videos come
+from: S3 or a folder) and `orchestration` (the Prefect schedule and retries).
 
-The flows live in pipelines/ (pvdm never imports prefect); this is only the validated config they read.
+pvdm's own `Params` carries these two sections unvalidated; `PipelineParams` here validates them, so every
+pipelines entry point (stages, flows, deployments, ingest) checks the whole params.yaml once, at its edge.
 """
 
 from __future__ import annotations
 
 import re
 import zoneinfo
+from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from pvdm.config.base import StrictModel
+from pvdm.config import Params, parse_params
+from pvdm.config.base import StrictModel, load_yaml
 
 # Standard five-field cron (minute hour day-of-month month day-of-week), as Prefect's CronSchedule reads it.
 CRON_FIELDS = (
@@ -85,3 +90,37 @@ class OrchestrationConfig(StrictModel):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (an IANA name like UTC or Europe/Paris)") from None
         return value
+
+
+class IngestConfig(StrictModel):
+    source: str = Field(
+        "",
+        description="where new raw videos come from: s3://bucket/prefix, a local folder, or empty for none",
+    )
+    endpoint_url: str | None = Field(
+        None,
+        description="S3 endpoint for S3-compatible stores (MinIO, moto); credentials come from the AWS chain",
+    )
+    region: str | None = Field(None, description="S3 region; None: from the AWS configuration")
+
+    @model_validator(mode="after")
+    def _no_credentials_in_the_endpoint(self) -> IngestConfig:
+        # params.yaml is committed and logged: an endpoint like http://key:secret@host would leak the secret.
+        if self.endpoint_url and "@" in self.endpoint_url.split("//", 1)[-1].split("/", 1)[0]:
+            raise ValueError("ingest.endpoint_url must not contain credentials; use the AWS credential chain")
+        return self
+
+
+class PipelineParams(Params):
+    """The whole params.yaml, orchestration sections included."""
+
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+
+
+def parse_pipeline_params(data: dict[str, Any], source: str = "params") -> PipelineParams:
+    return parse_params(data, source=source, model=PipelineParams)
+
+
+def load_pipeline_params(path: str | Path = "params.yaml") -> PipelineParams:
+    return parse_pipeline_params(load_yaml(path), source=str(path))

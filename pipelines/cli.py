@@ -1,0 +1,14 @@
+"""The installed `pvdm` command: the library's commands (pvdm.cli) plus the orchestration ones from pipelines/.
+
+pvdm never imports pipelines (an import-linter contract says so); this module is the one place that joins both.
+"""
+
+from __future__ import annotations
+
+from pipelines.serve_cli import serve
+from pvdm.cli import main
+
+main.add_command(serve)
+
+if __name__ == "__main__":
+    main()
