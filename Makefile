@@ -11,7 +11,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 # OpenMP's default busy-waiting makes multi-threaded torch 10-30x slower when cores are shared (measured here).
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: help uv install test lint format bench demo clean services services-stop serve
+.PHONY: help uv install test lint format bench demo compare clean services services-stop serve
 
 help: ## list the targets
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ demo: install ## install, build the embedded dataset, run the whole pipeline (dv
 	@test -n "$$(ls -A data/raw 2>/dev/null)" || $(UV) run --frozen pvdm synth data/raw --videos 32 --size 64 --frames 64
 	PVDM_PIPELINE_ID=demo-$$(date +%Y%m%d-%H%M%S) $(UV) run --frozen dvc repro
 	@$(UV) run --frozen python -m pipelines.summary
+
+compare: install ## every family on the embedded dataset under one protocol (after make demo): data/compare/compare.md
+	$(UV) run --frozen pvdm compare
 
 clean: ## remove caches (not data or MLflow runs)
 	rm -rf .pytest_cache .ruff_cache

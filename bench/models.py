@@ -40,17 +40,6 @@ from typing import Any, Literal
 
 import torch
 
-from bench.measure import (
-    GIB,
-    Seconds,
-    current_rss,
-    in_fresh_process,
-    measure,
-    median,
-    memory_method,
-    release_free_heap,
-    timed,
-)
 from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig, TriplaneAEConfig
 from pvdm.config.data import DataConfig
 from pvdm.config.diffusion import DiffusionConfig, ProcessConfig, TriplaneUNetConfig
@@ -60,6 +49,18 @@ from pvdm.diffusion.schedule import make_schedule
 from pvdm.models.autoencoder import TriplaneAutoencoder
 from pvdm.models.latent import LatentShape, triplane_spec
 from pvdm.models.unet import TriplaneUNet
+from pvdm.profiling import (
+    GIB,
+    Seconds,
+    current_rss,
+    in_fresh_process,
+    measure,
+    median,
+    memory_method,
+    release_free_heap,
+    search_largest,
+    timed,
+)
 from pvdm.training.autoencoder import build_autoencoder_state
 from pvdm.training.autoencoder_step import autoencoder_train_step
 from pvdm.training.diffusion import build_diffusion_state
@@ -326,24 +327,6 @@ def plan_jobs(sizes: ModelSizes, args: argparse.Namespace, device: torch.device)
         replace(common, kind="unet", batch=args.batch or unet_batch),
         replace(common, kind="sample", batch=1),
     ]
-
-
-def search_largest(fits: Callable[[int], bool], limit: int) -> tuple[int, bool]:
-    """The largest n in [1, limit] with fits(n), fits assumed monotone (0: none): double until one does not fit,
-    then bisect. Also returns whether the search ran into the limit instead."""
-    good, bad, n = 0, None, 1
-    while n <= limit and bad is None:
-        if fits(n):
-            good, n = n, n * 2
-        else:
-            bad = n
-    while bad is not None and bad - good > 1:
-        middle = (good + bad) // 2
-        if fits(middle):
-            good = middle
-        else:
-            bad = middle
-    return good, bad is None
 
 
 def largest_batch(job: Job, limit: int, run: Callable[[Job], Result] = run_isolated) -> Result:

@@ -5,10 +5,12 @@ pvdm never imports pipelines (an import-linter contract says so); this module is
 
 from __future__ import annotations
 
+from pipelines.compare_cli import compare
 from pipelines.serve_cli import serve
 from pvdm.cli import main
 
 main.add_command(serve)
+main.add_command(compare)
 
 if __name__ == "__main__":
     main()

@@ -15,6 +15,7 @@ from pvdm.config.evaluate import EvaluateConfig
 from pvdm.config.preprocess import PreprocessConfig
 from pvdm.config.runtime import RuntimeConfig
 from pvdm.config.sample import SampleConfig
+from pvdm.config.unet3d import UNet3DConfig
 
 __all__ = [
     "AutoencoderConfig",
@@ -26,6 +27,7 @@ __all__ = [
     "PreprocessConfig",
     "RuntimeConfig",
     "SampleConfig",
+    "UNet3DConfig",
     "load_params",
     "parse_params",
 ]

@@ -26,7 +26,7 @@ DenoiserBuilder = Callable[
 ]  # (its config section, the latents it models) -> model
 
 # The families that ship with pvdm; a new one is a module here plus its config section in pvdm/config/.
-BUILTIN_FAMILIES = ("pvdm.families.triplane", "pvdm.families.identity")
+BUILTIN_FAMILIES = ("pvdm.families.triplane", "pvdm.families.identity", "pvdm.families.vdm")
 
 _AUTOENCODERS: dict[str, AutoencoderBuilder] = {}
 _DENOISERS: dict[str, DenoiserBuilder] = {}

@@ -9,7 +9,6 @@ import time
 import pytest
 import torch
 
-from bench.measure import in_fresh_process
 from bench.models import (
     PAPER,
     Job,
@@ -25,6 +24,7 @@ from bench.models import (
 )
 from pvdm.config.autoencoder import TriplaneAEConfig
 from pvdm.config.diffusion import TriplaneUNetConfig
+from pvdm.profiling import in_fresh_process
 
 TINY = ModelSizes(
     "tiny",

@@ -71,12 +71,19 @@ def test_yaml_reads_exponent_floats_and_names_the_file(tmp_path: Path) -> None:
         load_params(tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize("name", ["params.yaml", "params/pvdm-s.yaml", "params/pvdm-l.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    ["params.yaml", "params/pvdm-s.yaml", "params/pvdm-l.yaml", "params/vdm.yaml", "params/vdm-256.yaml"],
+)
 def test_shipped_params_files_validate(name: str) -> None:
     params = load_params(Path(__file__).resolve().parents[3] / name)
-    if name != "params.yaml":  # the presets are the paper's geometry: 2,048 latent positions
+    if name.startswith("params/pvdm"):  # the PVDM presets are the paper's geometry: 2,048 latent positions
         assert (params.data.resolution, params.data.frames, params.autoencoder.model.patch_size) == (
             256,
             16,
             8,
         )
+    if name.startswith("params/vdm"):  # pixel space: the identity autoencoder and the 3D UNet
+        assert (params.autoencoder.model.type, params.diffusion.denoiser.type) == ("identity", "unet3d")
+    if name.endswith("-256.yaml"):  # the PVDM paper's Table 5 geometry
+        assert (params.data.resolution, params.data.frames) == (256, 16)

@@ -1,4 +1,4 @@
-"""Timing, peak memory and process isolation for the benchmarks (see bench.models for how they are used).
+"""Timing, peak memory and process isolation for measurements (bench/, `pvdm compare`).
 
 Peak memory: on CUDA torch.cuda.max_memory_allocated; on CPU the process's peak resident set (VmHWM, which Linux
 lets a process reset) above a baseline the caller takes. Times: wall seconds and the process's CPU seconds.
@@ -158,3 +158,21 @@ def _wait_for_result(process: BaseProcess, receive: Connection, min_free_gb: flo
     except EOFError:  # killed (by the OOM killer, most likely) before it could answer
         process.join(timeout=5)
         return {"error": f"the measuring process died (exit code {process.exitcode})", "oom": True}
+
+
+def search_largest(fits: Callable[[int], bool], limit: int) -> tuple[int, bool]:
+    """The largest n in [1, limit] with fits(n), fits assumed monotone (0: none): double until one does not fit,
+    then bisect. Also returns whether the search ran into the limit instead."""
+    good, bad, n = 0, None, 1
+    while n <= limit and bad is None:
+        if fits(n):
+            good, n = n, n * 2
+        else:
+            bad = n
+    while bad is not None and bad - good > 1:
+        middle = (good + bad) // 2
+        if fits(middle):
+            good = middle
+        else:
+            bad = middle
+    return good, bad is None

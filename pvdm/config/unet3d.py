@@ -1,0 +1,60 @@
+"""`diffusion.denoiser` with `type: unet3d`: the factorised space-time 3D UNet (Ho et al. 2022).
+
+Models (C, T, H, W) latents: pixels (pixel VDM, with `autoencoder.model.type: identity`) or a 3D latent grid.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pvdm.config.base import ConfigError
+from pvdm.config.models import ModelSpec, register_model_config
+
+
+@register_model_config("denoiser")
+class UNet3DConfig(ModelSpec):
+    type: Literal["unet3d"] = "unet3d"
+    model_channels: int = Field(64, ge=1, description="channels at the first level")
+    channel_mult: list[int] = Field(
+        default_factory=lambda: [1, 2, 4, 8], min_length=1, description="channel multiplier per level"
+    )
+    num_res_blocks: int = Field(2, ge=1, description="res blocks per level on the way down")
+    attention_resolutions: list[int] = Field(
+        default_factory=lambda: [4, 8],
+        description="spatial downsample factors (1 = full size) whose blocks add spatial and temporal attention",
+    )
+    num_heads: int = Field(4, ge=1)
+    temporal_attention: bool = Field(
+        True, description="attention across frames (off: a per-frame image model)"
+    )
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    norm_groups: int = Field(32, ge=1, description="GroupNorm groups (reduced to gcd(groups, channels))")
+    num_classes: int = Field(0, ge=0, description="class labels (0: unconditional); one more = null class")
+    activation_checkpointing: bool = Field(False, description="recompute block activations in backward")
+
+    @model_validator(mode="after")
+    def _shapes_are_consistent(self) -> UNet3DConfig:
+        if any(m < 1 for m in self.channel_mult):
+            raise ValueError(f"channel_mult entries must be >= 1 (got {self.channel_mult})")
+        for mult in self.channel_mult:
+            if (self.model_channels * mult) % self.num_heads:
+                raise ValueError(
+                    f"num_heads ({self.num_heads}) must divide every level's channels "
+                    f"(model_channels {self.model_channels} x mult {mult})"
+                )
+        factors = [2**level for level in range(len(self.channel_mult))]
+        bad = [r for r in self.attention_resolutions if r not in factors]
+        if bad:
+            raise ValueError(
+                f"attention_resolutions {bad} are not downsample factors of this UNet ({factors})"
+            )
+        return self
+
+    def check_autoencoder(self, autoencoder: ModelSpec) -> None:
+        if autoencoder.type == "triplane":
+            raise ConfigError(
+                "diffusion.denoiser.type: unet3d models (C, T, H, W) latents, but the triplane autoencoder makes "
+                "packed planes: use triplane_unet, or autoencoder.model.type identity (got 'unet3d')"
+            )
