@@ -9,7 +9,10 @@ LatentSpec says what that is). Nothing here knows a family: the autoencoder is a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ import torch
 from pvdm.config.autoencoder import AEValidationConfig
 from pvdm.config.evaluate import EvaluateConfig
 from pvdm.data.clips import ClipStore, from_model_tensor, to_model_tensor
+from pvdm.data.layout import SAMPLE_FRAMES, SAMPLE_LABELS
 from pvdm.data.video import read_video
 from pvdm.families.roles import VideoAutoencoder
 from pvdm.metrics.features import I3DFeatureExtractor
@@ -56,6 +60,40 @@ def real_long_clips(store: ClipStore, indices: list[int], frames: int) -> Iterat
 def video_files(folder: Path) -> Iterator[np.ndarray]:
     for path in list_videos(folder):
         yield read_video(path)
+
+
+def generated_videos(folder: Path) -> tuple[int, Callable[[], Iterator[np.ndarray]], str]:
+    """(count, a fresh iterator over the videos, where they came from) of a folder of generated videos: the
+    sampler's own uint8 frames when the folder has them (no codec in between), else its video files decoded."""
+    frames = folder / SAMPLE_FRAMES
+    if frames.is_file():
+        array = np.load(frames, mmap_mode="r")
+        return (
+            len(array),
+            lambda: (np.asarray(v) for v in array),
+            f"{SAMPLE_FRAMES} (the sampler's uint8 frames)",
+        )
+    paths = list_videos(folder)
+    return len(paths), lambda: (read_video(p) for p in paths), "decoded video files"
+
+
+def class_matched(store: ClipStore, indices: list[int], samples: Path) -> tuple[list[int], str]:
+    """Real clips drawn per class in the generated videos' class proportions (class-conditional samples, whose
+    classes samples/labels.json records); otherwise the split as it is. Returns (indices, the rule applied)."""
+    path = samples / SAMPLE_LABELS
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    names, fake = store.label_names, record.get("clips", [])
+    if not names or not fake:
+        return indices, "every clip of the split, in store order"
+    counts = Counter(str(name) for name in fake)
+    labels = store.labels()
+    by_class = {name: [i for i in indices if labels[i] == k] for k, name in enumerate(names)}
+    # as many real clips as the scarcest class allows at the generated proportions
+    total = min(len(by_class.get(name, [])) * len(fake) // n for name, n in counts.items())
+    chosen = []
+    for name, n in counts.items():
+        chosen += by_class.get(name, [])[: total * n // len(fake)]
+    return chosen, f"stratified by class to match the generated labels ({dict(counts)})"
 
 
 def motion(clips: Iterable[np.ndarray], limit: int) -> float:
@@ -104,16 +142,18 @@ def fvd_long_record(
     extractor: I3DFeatureExtractor,
 ) -> dict[str, Any]:
     """fvd_long over the generated long videos, on as many frames as they have (up to the protocol's)."""
-    fakes = list_videos(long_dir)
-    frames = min(protocol.frames, read_video(fakes[0]).shape[0])
-    reals = list(real_long_clips(store, indices, frames))[: protocol.n_real]
-    if len(reals) < 2 or len(fakes) < 2:
+    n_fakes, fakes, source = generated_videos(long_dir)
+    if n_fakes < 2:
         return {}  # a covariance needs at least two clips a side
+    frames = min(protocol.frames, next(fakes()).shape[0])
+    reals = list(real_long_clips(store, indices, frames))[: protocol.n_real]
+    if len(reals) < 2:
+        return {}
     sized_protocol = FVDProtocol(
-        "fvd_long", frames, len(reals), min(protocol.n_fake, len(fakes)), protocol.real_split
+        "fvd_long", frames, len(reals), min(protocol.n_fake, n_fakes), protocol.real_split
     )
-    result = compute_fvd(reals, video_files(long_dir), sized_protocol, extractor)
-    return {"fvd_long": result.fvd, "protocol_fvd_long": fvd_record(result)}
+    result = compute_fvd(reals, fakes(), sized_protocol, extractor)
+    return {"fvd_long": result.fvd, "protocol_fvd_long": fvd_record(result) | {"generated_from": source}}
 
 
 def evaluate_run(
@@ -128,15 +168,16 @@ def evaluate_run(
     extractor = I3DFeatureExtractor(device=device, batch_size=cfg.batch_size, progress=True)
     protocols = protocols_from_config(cfg)
     split, indices = real_split_indices(store, cfg.real_split)
-    short_fakes = list_videos(samples / "clips")
-    p16 = sized(protocols["fvd_16"], len(indices), len(short_fakes))
+    indices, selection = class_matched(store, indices, samples)
+    n_fakes, fakes, source = generated_videos(samples / "clips")
+    p16 = sized(protocols["fvd_16"], len(indices), n_fakes)
     out: dict[str, Any] = {"real_split": split}
+    data_key = f"{data_key}:{split}:{hashlib.sha256(str(indices).encode()).hexdigest()[:12]}"
 
-    r16 = compute_fvd(
-        real_clips(store, indices), video_files(samples / "clips"), p16, extractor, f"{data_key}:{split}"
-    )
+    r16 = compute_fvd(real_clips(store, indices), fakes(), p16, extractor, data_key)
+    record = fvd_record(r16) | {"real_selection": selection, "generated_from": source}
     out |= {"fvd_16": r16.fvd, "n_real": r16.n_real, "n_fake": r16.n_fake, "detector": r16.detector["detector"],
-            "detector_sha256": r16.detector["detector_sha256"], "protocol_fvd_16": fvd_record(r16)}  # fmt: skip
+            "detector_sha256": r16.detector["detector_sha256"], "protocol_fvd_16": record}  # fmt: skip
 
     long_dir = samples / "long"
     if long_dir.is_dir() and any(long_dir.iterdir()):
@@ -145,11 +186,11 @@ def evaluate_run(
     noise = compute_fvd(
         real_clips(store, indices),
         decode_noise_latents(ae, p16.n_fake, cfg.batch_size, torch.Generator().manual_seed(0), device),
-        p16, extractor, f"{data_key}:{split}",
+        p16, extractor, data_key,
     )  # fmt: skip
     out["fvd_noise_latents"] = noise.fvd
     out["motion_real"] = motion(real_clips(store, indices), p16.n_fake)
-    out["motion_fake"] = motion(video_files(samples / "clips"), p16.n_fake)
+    out["motion_fake"] = motion(fakes(), p16.n_fake)
     out["motion_ratio"] = (
         out["motion_fake"] / out["motion_real"]
     )  # ~1: samples move like the data; ~0: frozen

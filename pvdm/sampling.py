@@ -16,7 +16,7 @@ import torch
 from pvdm.checkpoint import load_checkpoint
 from pvdm.config.sample import SampleConfig
 from pvdm.diffusion.long_video import generate_long_video
-from pvdm.diffusion.samplers import get_sampler, guided
+from pvdm.diffusion.samplers import class_guided, get_sampler, guided
 from pvdm.families.registry import TrainedDiffusion, check_pair, load_autoencoder, load_diffusion
 from pvdm.families.roles import VideoAutoencoder
 
@@ -51,19 +51,32 @@ class VideoModel:
         return self.autoencoder.decode(z).clamp(-1, 1)
 
 
-def batch_sizes(total: int, batch_size: int) -> Iterator[int]:
+def batch_starts(total: int, batch_size: int) -> Iterator[tuple[int, int]]:
+    """(first index, size) of each batch."""
     for start in range(0, total, batch_size):
-        yield min(batch_size, total - start)
+        yield start, min(batch_size, total - start)
+
+
+def _labels(labels: torch.Tensor | None, start: int, b: int, device: torch.device) -> torch.Tensor | None:
+    return None if labels is None else labels[start : start + b].to(device)
 
 
 @torch.no_grad()
-def sample_clips(model: VideoModel, n: int, cfg: SampleConfig, generator: torch.Generator) -> torch.Tensor:
-    """n unconditional clips (n, 3, S, H, W) in [-1, 1]."""
+def sample_clips(
+    model: VideoModel,
+    n: int,
+    cfg: SampleConfig,
+    generator: torch.Generator,
+    labels: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """n clips (n, 3, S, H, W) in [-1, 1]; `labels` (n,) class ids for a class-conditional model, guided with
+    `cfg.guidance` (None: unconditional)."""
     sampler, d = get_sampler(cfg.sampler), model.diffusion
     out = []
-    for b in batch_sizes(n, cfg.batch_size):
+    for start, b in batch_starts(n, cfg.batch_size):
+        denoiser = class_guided(d.model, _labels(labels, start, b, model.device), cfg.guidance)
         z0 = sampler(
-            guided(d.model, None),
+            guided(denoiser, None),
             (b, *d.latent_spec.shape),
             d.schedule,
             steps=cfg.steps,
@@ -77,16 +90,22 @@ def sample_clips(model: VideoModel, n: int, cfg: SampleConfig, generator: torch.
 
 @torch.no_grad()
 def sample_long_videos(
-    model: VideoModel, n: int, frames: int, cfg: SampleConfig, generator: torch.Generator
+    model: VideoModel,
+    n: int,
+    frames: int,
+    cfg: SampleConfig,
+    generator: torch.Generator,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """n videos of `frames` frames (n, 3, frames, H, W): ceil(frames / S) clips by Algorithm 1, then trimmed."""
+    """n videos of `frames` frames (n, 3, frames, H, W): ceil(frames / S) clips by Algorithm 1, then trimmed.
+    `labels` (n,): each video's class, kept for all its clips (None: unconditional)."""
     if frames < 1:
         raise ValueError(f"frames must be >= 1 (got {frames})")
     n_clips, d = math.ceil(frames / model.clip_frames), model.diffusion
     out = []
-    for b in batch_sizes(n, cfg.batch_size):
+    for start, b in batch_starts(n, cfg.batch_size):
         long = generate_long_video(
-            d.model,
+            class_guided(d.model, _labels(labels, start, b, model.device), cfg.guidance),
             d.schedule,
             get_sampler(cfg.sampler),
             model.decode,
@@ -96,11 +115,33 @@ def sample_long_videos(
             steps=cfg.steps,
             generator=generator,
             eta=cfg.eta,
-            guidance_scale=cfg.guidance_scale,
+            guidance_scale=cfg.clip_guidance,
             x0_bound=d.x0_bound,
         )
         out.append(long.video[:, :, :frames].cpu())
     return torch.cat(out)
+
+
+def draw_labels(model: VideoModel, n: int, seed: int) -> torch.Tensor | None:
+    """n class ids drawn uniformly for a class-conditional model (seeded), None for an unconditional one."""
+    classes = model.diffusion.model.num_classes
+    if not classes:
+        return None
+    return torch.randint(0, classes, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def class_id(model: VideoModel, name_or_id: str) -> int:
+    """A class given by name (as in the data's class folders) or by id; a clear error otherwise."""
+    names, classes = model.diffusion.label_names, model.diffusion.model.num_classes
+    if not classes:
+        raise ValueError("this model is unconditional: it has no classes to choose from")
+    if name_or_id in names:
+        return names.index(name_or_id)
+    if name_or_id.isdigit() and int(name_or_id) < classes:
+        return int(name_or_id)
+    raise ValueError(
+        f"unknown class {name_or_id!r}: the model knows {', '.join(names) or f'ids 0-{classes - 1}'}"
+    )
 
 
 def make_generator(device: torch.device, seed: int) -> torch.Generator:

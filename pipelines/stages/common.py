@@ -17,6 +17,7 @@ from pipelines.config import PipelineParams, load_pipeline_params
 from pipelines.paths import CLIPS, LATENTS, METRICS, MODELS, PLOTS, RAW, REPORTS, ROOT, SAMPLES
 from pvdm.checkpoint import CheckpointError
 from pvdm.config import ConfigError
+from pvdm.data.labels import LabelError
 from pvdm.data.preprocess import PreprocessError
 from pvdm.families.registry import FamilyError
 
@@ -29,6 +30,7 @@ EXPECTED_FAILURES: tuple[type[BaseException], ...] = (
     CheckpointError,
     PreprocessError,
     FamilyError,
+    LabelError,
 )
 
 

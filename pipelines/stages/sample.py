@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 import numpy as np
 import torch
@@ -10,19 +12,31 @@ from pipelines.stages.common import MODELS, SAMPLES, run_stage
 from pipelines.tracking import stage_run
 from pvdm.config import Params
 from pvdm.data.clips import from_model_tensor
+from pvdm.data.layout import SAMPLE_FRAMES, SAMPLE_LABELS
 from pvdm.data.video import write_gif, write_video
 from pvdm.device import resolve_device
-from pvdm.sampling import VideoModel, make_generator, sample_clips, sample_long_videos
+from pvdm.sampling import VideoModel, draw_labels, make_generator, sample_clips, sample_long_videos
 
 PREVIEW = 8  # videos side by side in a preview gif
 
 
 def write_all(videos: torch.Tensor, folder, stem: str, fps: float) -> list[np.ndarray]:
+    """The videos as mp4 files (to watch) and, exactly as the sampler made them, as uint8 frames.npy
+    (N, T, H, W, 3): what evaluate scores, so no video codec stands between the sampler and the FVD."""
     folder.mkdir(parents=True, exist_ok=True)
     frames = [from_model_tensor(v) for v in videos]
     for i, f in enumerate(frames):
         write_video(folder / f"{stem}_{i:04d}.mp4", f, fps)
+    if frames:
+        np.save(folder / SAMPLE_FRAMES, np.stack(frames))
     return frames
+
+
+def write_labels(names: list[str], drawn: dict[str, torch.Tensor | None]) -> None:
+    """samples/labels.json: the class of every generated video (class-conditional models), by folder and index."""
+    record = {"names": names} | {k: [names[i] if names else int(i) for i in v.tolist()] for k, v in drawn.items()
+                                 if v is not None}  # fmt: skip
+    (SAMPLES / SAMPLE_LABELS).write_text(json.dumps(record, indent=2))
 
 
 def preview(frames: list[np.ndarray]) -> np.ndarray:
@@ -43,12 +57,15 @@ def main(params: Params) -> None:
         )
         mlflow.set_tag("pvdm.family", model.diffusion.config.denoiser.type)
         generator = make_generator(device, cfg.seed)
+        labels = draw_labels(model, cfg.num_videos, cfg.seed)
         clips = write_all(
-            sample_clips(model, cfg.num_videos, cfg, generator), SAMPLES / "clips", "sample", cfg.fps
+            sample_clips(model, cfg.num_videos, cfg, generator, labels), SAMPLES / "clips", "sample", cfg.fps
         )
         long_frames = cfg.long_clips * model.clip_frames
-        longs = sample_long_videos(model, cfg.num_long_videos, long_frames, cfg, generator)
+        long_labels = draw_labels(model, cfg.num_long_videos, cfg.seed + 1)
+        longs = sample_long_videos(model, cfg.num_long_videos, long_frames, cfg, generator, long_labels)
         longs = write_all(longs, SAMPLES / "long", "long", cfg.fps)
+        write_labels(model.diffusion.label_names, {"clips": labels, "long": long_labels})
         if clips:
             write_gif(SAMPLES / "preview.gif", preview(clips), cfg.fps)
         if longs:

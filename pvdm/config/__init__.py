@@ -16,6 +16,7 @@ from pvdm.config.preprocess import PreprocessConfig
 from pvdm.config.runtime import RuntimeConfig
 from pvdm.config.sample import SampleConfig
 from pvdm.config.unet3d import UNet3DConfig
+from pvdm.config.vqgan3d import VQGAN3DConfig
 
 __all__ = [
     "AutoencoderConfig",
@@ -28,6 +29,7 @@ __all__ = [
     "RuntimeConfig",
     "SampleConfig",
     "UNet3DConfig",
+    "VQGAN3DConfig",
     "load_params",
     "parse_params",
 ]

@@ -55,7 +55,10 @@ class IdentityAEConfig(ModelSpec):
 
 
 class AELossConfig(StrictModel):
-    l1_weight: float = Field(1.0, ge=0)
+    pixel_loss: Literal["l1", "mse"] = Field(
+        "l1", description="the pixel term: L1 (PVDM) or MSE (3D-VQGAN slides)"
+    )
+    l1_weight: float = Field(1.0, ge=0, description="weight of the pixel term (L1 or MSE, see pixel_loss)")
     lpips_weight: float = Field(1.0, ge=0)
     lpips_net: Literal["vgg", "alex"] = "vgg"
     lpips_frames: int = Field(1, ge=1, description="random frames per clip scored by LPIPS")

@@ -111,6 +111,13 @@ class DiffusionTrainConfig(TrainConfig):
         le=1.0,
         description="lambda: chance a sample is conditioned on its previous clip's latent",
     )
+    label_drop_prob: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="class-conditional models: chance a sample's label is replaced by the null class, so one "
+        "model learns p(x | class) and p(x) for classifier-free guidance",
+    )
 
 
 class DiffusionConfig(StrictModel):

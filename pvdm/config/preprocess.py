@@ -5,6 +5,8 @@ The clip geometry (resolution, frames per clip) is the shared `data` section (pv
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from pvdm.config.base import StrictModel
@@ -43,6 +45,14 @@ class PreprocessConfig(StrictModel):
     train_list: str | None = Field(
         None,
         description="text file of train videos, same format; with both lists, unlisted videos are excluded",
+    )
+    labels: Literal["none", "folder", "file"] = Field(
+        "none",
+        description="class labels: none; folder (each video's class folder, split folders skipped); file (those "
+        "folders numbered by class_file)",
+    )
+    class_file: str | None = Field(
+        None, description="class-index file inside the raw folder for labels: file (UCF-101's classInd.txt)"
     )
     min_size: int = Field(8, ge=1, description="reject videos whose width or height is below this (pixels)")
     max_aspect_ratio: float = Field(

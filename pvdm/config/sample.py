@@ -16,9 +16,17 @@ class SampleConfig(StrictModel):
     eta: float = Field(
         0.0, ge=0.0, description="DDIM stochasticity: 0 deterministic, 1 = DDPM posterior noise"
     )
-    guidance_scale: float = Field(
+    clip_guidance: float = Field(
         1.0,
-        description="w in eps_uncond + w * (eps_cond - eps_uncond) for conditioned clips; 1 = plain conditional",
+        allow_inf_nan=False,
+        description="long videos: w in eps_null + w * (eps_prev - eps_null) for the clips conditioned on the "
+        "previous one; 1 = plain conditional",
+    )
+    guidance: float = Field(
+        1.0,
+        allow_inf_nan=False,
+        description="classes: classifier-free guidance w in eps_null + w * (eps_class - eps_null) for a "
+        "class-conditional model; 1 = plain conditional, 0 = unconditional",
     )
     num_videos: int = Field(16, ge=0, description="single-clip videos to generate")
     num_long_videos: int = Field(4, ge=0, description="long videos to generate (Algorithm 1)")

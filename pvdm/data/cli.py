@@ -29,12 +29,20 @@ def _load(params: Path | None) -> Params:
 @click.option("--frames", default=64, show_default=True, help="frames per video")
 @click.option("--fps", default=16.0, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-def synth(out_dir: Path, n_videos: int, size: int, frames: int, fps: float, seed: int) -> None:
-    """Write the embedded dataset: mp4 videos of striped objects moving over smooth, panning backgrounds."""
+@click.option(
+    "--classes/--no-classes",
+    default=True,
+    show_default=True,
+    help="two classes by texture, in class folders stripes/ and checkers/ (read with preprocess.labels: folder)",
+)
+def synth(out_dir: Path, n_videos: int, size: int, frames: int, fps: float, seed: int, classes: bool) -> None:
+    """Write the embedded dataset: mp4 videos of striped or checkered objects moving over smooth, panning
+    backgrounds."""
     from pvdm.data.synthetic import generate_videos
 
-    paths = generate_videos(out_dir, n_videos, size=size, frames=frames, fps=fps, seed=seed)
-    click.echo(f"wrote {len(paths)} videos ({frames} frames, {size}x{size}, {fps:g} fps) to {out_dir}")
+    paths = generate_videos(out_dir, n_videos, size=size, frames=frames, fps=fps, seed=seed, classes=classes)
+    layout = " in class folders stripes/ and checkers/" if classes else ""
+    click.echo(f"wrote {len(paths)} videos ({frames} frames, {size}x{size}, {fps:g} fps) to {out_dir}{layout}")
 
 
 @click.command("preprocess")
@@ -57,6 +65,7 @@ def preprocess(
     progress: bool,
 ) -> None:
     """Cut the videos under RAW into a validated clip store in OUT (incremental: only new videos are decoded)."""
+    from pvdm.data.labels import LabelError
     from pvdm.data.preprocess import PreprocessError, run_preprocess
 
     p = _load(params)
@@ -69,7 +78,7 @@ def preprocess(
     except PreprocessError as err:
         click.echo(err.report.summary(), err=True)
         raise click.ClickException(str(err)) from None
-    except FileNotFoundError as err:
+    except (FileNotFoundError, LabelError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(report.summary())
 

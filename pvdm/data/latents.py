@@ -124,6 +124,7 @@ class LatentPairDataset(Dataset):
             raise ValueError(f"{root}: no latents in split {split!r}")
         self.previous = self.store.manifest["previous"].to_numpy()
         self.labels = self.store.manifest["label"].to_numpy()
+        self.label_names = self.store.label_names
 
     def __len__(self) -> int:
         return len(self.indices)

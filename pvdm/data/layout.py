@@ -21,3 +21,7 @@ MANIFEST_COLUMNS = [
 ]
 LABELS = "labels.json"  # {"names": [...]}: the class names, label i = names[i]; [] for unlabelled data
 UNLABELLED = -1
+
+# A folder of generated videos (the sample stage's clips/ and long/): mp4 files to watch, plus these two.
+SAMPLE_FRAMES = "frames.npy"  # uint8 (N, T, H, W, 3): the videos exactly as the sampler made them (what FVD scores)
+SAMPLE_LABELS = "labels.json"  # beside clips/ and long/: {"names": [...], "clips": [class of video i], "long": [...]}

@@ -36,7 +36,8 @@ from tqdm import tqdm
 from pvdm.config.data import DataConfig
 from pvdm.config.preprocess import PreprocessConfig
 from pvdm.data.cutting import CutSpec, Job, SourceRecord, process_source, read_record
-from pvdm.data.layout import LABELS, MANIFEST, MANIFEST_COLUMNS, SHARD_DIR, UNLABELLED
+from pvdm.data.labels import assign_labels
+from pvdm.data.layout import LABELS, MANIFEST, MANIFEST_COLUMNS, SHARD_DIR
 from pvdm.data.report import PreprocessReport, ProcessedVideo
 from pvdm.data.sources import (
     Candidate,
@@ -85,9 +86,10 @@ def run_preprocess(
     report.timings["plan"] = time.perf_counter() - start
     records = _reuse_or_decode(jobs, cfg.workers, progress, report)
     splits = listed if listed is not None else _seeded_splits(jobs, records, cfg)
-    manifest, stats = _collect(jobs, records, splits, spec, report)
+    names, labels = assign_labels([j.source for j in jobs], cfg.labels, raw, cfg.class_file)
+    manifest, stats = _collect(jobs, records, splits, labels, spec, report)
     _write_manifest(out, manifest)
-    write_text_atomic(out / LABELS, json.dumps({"names": []}))  # labels come with the labelled-data issue
+    write_text_atomic(out / LABELS, json.dumps({"names": names}))
     _remove_unreferenced_shards(out / SHARD_DIR, {Path(j.shard).name for j in jobs})
     started = time.perf_counter()
     _validate(out, manifest, stats, spec, _expects_test_split(cfg, report), report)
@@ -283,6 +285,7 @@ def _collect(
     jobs: list[Job],
     records: dict[str, SourceRecord],
     splits: dict[str, str],
+    labels: dict[str, int],
     spec: CutSpec,
     report: PreprocessReport,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -302,7 +305,7 @@ def _collect(
             fps = record.fps / spec.frame_stride
             rows.append([
                 clip_id, job.source, job.content_hash, index, start, spec.frame_stride, spec.frames, fps,
-                spec.frames / fps, split, f"{SHARD_DIR}/{shard.name}", row, UNLABELLED,
+                spec.frames / fps, split, f"{SHARD_DIR}/{shard.name}", row, labels[job.source],
             ])  # fmt: skip
             lo, hi, mean, std = record.stats[row]
             stats.append([clip_id, *shape[1:], str(dtype), lo, hi, mean, std])

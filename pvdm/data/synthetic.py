@@ -25,6 +25,8 @@ import numpy as np
 from pvdm.data.video import write_video
 
 SHAPES = ("circle", "square", "triangle", "diamond", "ring")
+TEXTURES = ("stripes", "checker")
+CLASS_FOLDERS = {"stripes": "stripes", "checker": "checkers"}  # the two classes of the labelled dataset
 
 
 @dataclass
@@ -41,9 +43,20 @@ class _Sprite:
 
 
 def generate_videos(
-    out_dir: str | Path, n_videos: int, *, size: int = 64, frames: int = 64, fps: float = 16.0, seed: int = 0
+    out_dir: str | Path,
+    n_videos: int,
+    *,
+    size: int = 64,
+    frames: int = 64,
+    fps: float = 16.0,
+    seed: int = 0,
+    classes: bool = False,
 ) -> list[Path]:
-    """Write `n_videos` mp4 files `synth_0000.mp4`, ... of `frames` frames at `size`x`size` into `out_dir`."""
+    """Write `n_videos` mp4 files `synth_0000.mp4`, ... of `frames` frames at `size`x`size` into `out_dir`.
+
+    classes: two labelled classes, by texture: video i is `stripes` (even i) or `checkers` (odd i), every object in
+    it has that texture, and it is written into the class's folder (out_dir/stripes/, out_dir/checkers/), the
+    layout `preprocess.labels: folder` reads."""
     if n_videos < 0 or size < 8 or frames < 1 or fps <= 0:
         raise ValueError(
             f"need n_videos >= 0, size >= 8, frames >= 1, fps > 0 (got {n_videos}, {size}, {frames}, {fps})"
@@ -52,16 +65,21 @@ def generate_videos(
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n_videos):
-        video = render_video(np.random.default_rng([seed, i]), size=size, frames=frames)
-        paths.append(write_video(out / f"synth_{i:04d}.mp4", video, fps))
+        texture = TEXTURES[i % 2] if classes else None
+        video = render_video(np.random.default_rng([seed, i]), size=size, frames=frames, texture=texture)
+        folder = out / CLASS_FOLDERS[texture] if texture else out
+        folder.mkdir(parents=True, exist_ok=True)
+        paths.append(write_video(folder / f"synth_{i:04d}.mp4", video, fps))
     return paths
 
 
-def render_video(rng: np.random.Generator, *, size: int, frames: int) -> np.ndarray:
-    """One video as uint8 (T, size, size, 3)."""
+def render_video(rng: np.random.Generator, *, size: int, frames: int, texture: str | None = None) -> np.ndarray:
+    """One video as uint8 (T, size, size, 3); `texture` ('stripes' or 'checker') gives every object that texture."""
     background = _texture_canvas(rng, 2 * size)
     pan = rng.uniform(-0.6, 0.6, size=2) * size / 64  # slow camera pan, pixels per frame
     sprites = [_random_sprite(rng, size) for _ in range(rng.integers(1, 4))]
+    for sprite in sprites if texture else []:
+        sprite.texture = texture  # after the draw, so the random stream (and all else) is the unlabelled one
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     video = np.empty((frames, size, size, 3), dtype=np.uint8)
     origin = rng.uniform(0, size, size=2)

@@ -38,20 +38,19 @@ def generate_long_video(
     eta: float = 0.0,
     guidance_scale: float = 1.0,
     x0_bound: float | None = None,
-    label: torch.Tensor | None = None,
     progress: bool = False,
 ) -> LongVideo:
     """Algorithm 1: n_clips clips of S frames each, every clip after the first conditioned on the previous z_0.
 
-    latent_shape: one latent without the batch axis (LatentSpec.shape); x0_bound: LatentSpec.bound or None;
-    label: (B,) class ids kept for every clip of a video (None: unconditional)."""
+    latent_shape: one latent without the batch axis (LatentSpec.shape); x0_bound: LatentSpec.bound or None.
+    A class-conditional model comes wrapped with its labels (`class_guided`), the same for every clip."""
     if n_clips < 1:
         raise ValueError(f"n_clips must be >= 1 (got {n_clips})")
     shape = (batch_size, *latent_shape)
     latents, clips = [], []
     prev: torch.Tensor | None = None  # None: the null condition for clip 1
     for _ in range(n_clips):
-        model_fn = guided(model, prev, guidance_scale, label)
+        model_fn = guided(model, prev, guidance_scale)
         z0 = sampler(
             model_fn,
             shape,

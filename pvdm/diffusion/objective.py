@@ -62,6 +62,15 @@ def choose_conditions(
     return z_prev * mask, use_prev
 
 
+def drop_labels(label: torch.Tensor | None, p: float, generator: torch.Generator) -> torch.Tensor | None:
+    """Classifier-free guidance training (Ho & Salimans 2022): each label becomes the null class (-1) with
+    probability p, so one model learns the conditional and the unconditional denoiser."""
+    if label is None:
+        return None
+    drop = (torch.rand(label.shape[0], generator=generator, device=generator.device) < p).to(label.device)
+    return torch.where(drop, torch.full_like(label, -1), label)
+
+
 def eps_loss(
     model: DenoiserFn,
     z0: torch.Tensor,

@@ -65,6 +65,19 @@ def guided(
     return eps
 
 
+def class_guided(model: DenoiserFn, label: torch.Tensor | None, w: float = 1.0) -> DenoiserFn:
+    """Classifier-free guidance on class labels (Ho & Salimans 2022): eps_null + w * (eps_label - eps_null),
+    as a denoiser of (x, t, cond) for `guided` to wrap. label None: unconditional; w = 1: one pass."""
+    if label is None or w == 1.0:
+        return lambda x, t, cond: denoise(model, x, t, cond, label)
+
+    def eps(x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        eps_label, eps_null = denoise(model, x, t, cond, label), denoise(model, x, t, cond, None)
+        return eps_null + w * (eps_label - eps_null)
+
+    return eps
+
+
 def sampling_timesteps(num_timesteps: int, steps: int) -> list[int]:
     """Descending timesteps t_i = ceil((i + 1) * T / steps) - 1: T - 1 first, every one when steps == T."""
     if not 1 <= steps <= num_timesteps:

@@ -26,7 +26,12 @@ DenoiserBuilder = Callable[
 ]  # (its config section, the latents it models) -> model
 
 # The families that ship with pvdm; a new one is a module here plus its config section in pvdm/config/.
-BUILTIN_FAMILIES = ("pvdm.families.triplane", "pvdm.families.identity", "pvdm.families.vdm")
+BUILTIN_FAMILIES = (
+    "pvdm.families.triplane",
+    "pvdm.families.identity",
+    "pvdm.families.vdm",
+    "pvdm.families.vqgan3d",
+)
 
 _AUTOENCODERS: dict[str, AutoencoderBuilder] = {}
 _DENOISERS: dict[str, DenoiserBuilder] = {}
@@ -79,11 +84,15 @@ def autoencoder_record(cfg: AutoencoderConfig, data: DataConfig) -> dict[str, An
     }
 
 
-def denoiser_record(cfg: DiffusionConfig, spec: LatentSpec) -> dict[str, Any]:
+def denoiser_record(
+    cfg: DiffusionConfig, spec: LatentSpec, label_names: list[str] | None = None
+) -> dict[str, Any]:
+    """`label_names`: the classes a class-conditional denoiser knows (label i = names[i]), for sampling by name."""
     return {
         "kind": "diffusion",
         "family": cfg.denoiser.type,
         "config": {"diffusion": cfg.model_dump(mode="json"), "latent_spec": spec.to_dict()},
+        "label_names": list(label_names or []),
     }
 
 
@@ -113,6 +122,7 @@ class TrainedDiffusion:
     schedule: NoiseSchedule
     config: DiffusionConfig
     latent_spec: LatentSpec
+    label_names: list[str]
 
     @property
     def x0_bound(self) -> float | None:
@@ -131,7 +141,8 @@ def load_diffusion(payload: dict[str, Any], use_ema: bool = True) -> TrainedDiff
         ema = EMA(model, decay=cfg.train.ema_decay)
         ema.load_state_dict(payload["ema"])
         ema.copy_to(model)
-    return TrainedDiffusion(model.eval(), make_schedule(cfg.process), cfg, spec)
+    names = list(payload.get("label_names", []))
+    return TrainedDiffusion(model.eval(), make_schedule(cfg.process), cfg, spec, names)
 
 
 def check_pair(autoencoder: VideoAutoencoder, diffusion: TrainedDiffusion, names: tuple[str, str]) -> None:

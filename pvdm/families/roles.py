@@ -86,15 +86,18 @@ class VideoAutoencoder(nn.Module, ABC):
         """(B, *latent_spec.shape) -> (B, 3, T, H, W), about [-1, 1] (callers clamp)."""
 
     def forward(self, video: torch.Tensor, with_losses: bool = False):
-        """The reconstruction; with_losses: (reconstruction, the family's own loss terms), for training."""
+        """The reconstruction; with_losses: reconstruct_for_training's triple, for training."""
         return self.reconstruct_for_training(video) if with_losses else self.decode(self.encode(video))
 
-    def reconstruct_for_training(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The reconstruction and the family's own loss terms, already weighted (e.g. a VQ commitment loss).
+    def reconstruct_for_training(
+        self, video: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float]]:
+        """(reconstruction, the family's own loss terms already weighted (e.g. a VQ commitment loss), numbers to
+        log (e.g. codebook perplexity)).
 
         The shared objective (pixel + perceptual + GAN, pvdm.training.autoencoder_loss) is added by the trainer;
-        a family with extra terms overrides this."""
-        return self.decode(self.encode(video)), {}
+        a family with extra terms or statistics overrides this."""
+        return self.decode(self.encode(video)), {}, {}
 
 
 class Denoiser(nn.Module, ABC):

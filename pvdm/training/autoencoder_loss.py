@@ -37,10 +37,12 @@ def reconstruction_loss(
     cfg: AELossConfig,
     frame_index: torch.Tensor,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Weighted L1 over all pixels + LPIPS on the chosen frames of each clip."""
-    l1 = (x_rec - x).abs().mean()
-    total = cfg.l1_weight * l1
-    parts = {"l1": l1.detach()}
+    """Weighted pixel loss (L1, or MSE as in the 3D-VQGAN slides: `pixel_loss`) over all pixels + LPIPS on the
+    chosen frames of each clip."""
+    diff = x_rec - x
+    pixel = diff.abs().mean() if cfg.pixel_loss == "l1" else diff.pow(2).mean()
+    total = cfg.l1_weight * pixel
+    parts = {cfg.pixel_loss: pixel.detach()}
     if cfg.lpips_weight > 0:
         idx = frame_index.to(x.device)
         lp = perceptual(pick_frames(x_rec, idx).float(), pick_frames(x, idx).float()).mean()

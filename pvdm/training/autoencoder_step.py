@@ -55,7 +55,9 @@ def autoencoder_train_step(
     use_gan = gan_active(cfg, step) and state.discriminator is not None
     state.model.train()
     with autocast(device, precision):
-        x_rec, own = state.model(x, with_losses=True)  # through forward, so a DDP wrapper syncs gradients
+        x_rec, own, family_logs = state.model(
+            x, with_losses=True
+        )  # through forward: a DDP wrapper syncs grads
         loss, parts = reconstruction_loss(x, x_rec.float(), state.perceptual, cfg, frame_index)
         for name, term in own.items():  # the family's own terms (e.g. a VQ loss), already weighted
             loss = loss + term
@@ -73,7 +75,7 @@ def autoencoder_train_step(
         metrics["d_loss"] = _discriminator_step(
             state, x, x_rec.detach(), frame_index, step, grad_clip, precision
         )
-    metrics |= {k: v.item() for k, v in parts.items()}
+    metrics |= {k: v.item() for k, v in parts.items()} | family_logs
     metrics["psnr"] = float(psnr(x, x_rec.detach()).mean())  # per clip, as evaluate scores it
     return metrics
 

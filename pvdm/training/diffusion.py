@@ -46,9 +46,13 @@ def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def diffusion_checkpoint(
-    state: DiffusionTrainState, step: int, cfg: DiffusionConfig, spec: LatentSpec
+    state: DiffusionTrainState,
+    step: int,
+    cfg: DiffusionConfig,
+    spec: LatentSpec,
+    label_names: list[str] | None = None,
 ) -> dict[str, Any]:
-    return denoiser_record(cfg, spec) | {
+    return denoiser_record(cfg, spec, label_names) | {
         "step": step,
         "model": _unwrap(state.model).state_dict(),
         "ema": state.ema.state_dict(),
@@ -94,6 +98,7 @@ def train_diffusion(
     LatentPairDataset; `spec` is the latent store's LatentSpec (it is recorded in every checkpoint)."""
     seed_everything(runtime.seed)
     state = build_diffusion_state(cfg, spec, ctx.device)
+    names = check_classes(state.model.num_classes, list(getattr(dataset, "label_names", [])))
     history, start = History(), 0
     payload = ctx.resume_payload()
     if payload is not None:
@@ -116,13 +121,28 @@ def train_diffusion(
 
     def checkpoint_fn(step: int, hist: History) -> dict[str, Any]:
         return diffusion_checkpoint(
-            DiffusionTrainState(bare, state.ema, state.optimizer, state.schedule), step, cfg, spec
+            DiffusionTrainState(bare, state.ema, state.optimizer, state.schedule), step, cfg, spec, names
         ) | {"history": hist.rows}
 
     return run_steps(
         ctx, start, t.steps, step_fn, checkpoint_fn,
         checkpoint_every=t.checkpoint_every, log_every=t.log_every, history=history, desc="train_diffusion",
     )  # fmt: skip
+
+
+def check_classes(num_classes: int, names: list[str]) -> list[str]:
+    """The label names a denoiser trains on: all of the data's for a class-conditional one, none otherwise."""
+    if num_classes and num_classes != len(names):
+        found = (
+            f"{len(names)} classes ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+            if names
+            else "no labels"
+        )
+        raise ValueError(
+            f"diffusion.denoiser.num_classes is {num_classes} but the data has {found}: set it to {len(names)} "
+            "(and preprocess.labels to read the classes)"
+        )
+    return names if num_classes else []
 
 
 def ema_copy(model: torch.nn.Module, ema: EMA) -> torch.nn.Module:

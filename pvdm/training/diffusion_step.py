@@ -8,7 +8,7 @@ from torch import nn
 from pvdm.config.diffusion import DiffusionTrainConfig
 from pvdm.device import autocast
 from pvdm.diffusion.ema import EMA
-from pvdm.diffusion.objective import choose_conditions, eps_loss
+from pvdm.diffusion.objective import choose_conditions, drop_labels, eps_loss
 from pvdm.diffusion.schedule import NoiseSchedule
 from pvdm.training.precision import clip_gradients
 
@@ -39,6 +39,7 @@ def diffusion_train_step(
     z = z.to(device)
     z_prev = None if z_prev is None else z_prev.to(device)
     cond, use_prev = choose_conditions(z_prev, has_prev, z.shape[0], cfg.cond_prob, generator)
+    label = drop_labels(label, cfg.label_drop_prob, generator)
     with autocast(device, precision):
         loss = eps_loss(model, z, cond, schedule, generator, label=label)
     if not torch.isfinite(loss):

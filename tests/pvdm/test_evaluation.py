@@ -130,3 +130,34 @@ def test_identity_family_caches_a_manifest_pointing_at_the_clips(store: ClipStor
     expected = torch.from_numpy(store[4].astype(np.float32)).permute(3, 0, 1, 2) / 127.5 - 1
     torch.testing.assert_close(again.latent(4), expected)
     assert list(again.manifest["previous"][:3]) == [-1, 0, 1] and set(again.manifest["label"]) == {-1}
+
+
+def test_real_clips_follow_the_class_mix_of_class_conditional_samples(tmp_path: Path) -> None:
+    import json
+
+    from pvdm.evaluation import class_matched, generated_videos
+
+    generate_videos(tmp_path / "raw", 4, size=SIZE, frames=16, fps=8, seed=1, classes=True)
+    run_preprocess(tmp_path / "raw", tmp_path / "clips", DataConfig(resolution=SIZE, frames=FRAMES),
+                   PreprocessConfig(test_fraction=0.0, labels="folder"), progress=False)  # fmt: skip
+    store = ClipStore(tmp_path / "clips")  # 16 clips: 8 checkers (label 0), 8 stripes (label 1)
+    indices = store.indices("train")
+    samples = tmp_path / "samples"
+    (samples / "clips").mkdir(parents=True)
+    assert class_matched(store, indices, samples) == (indices, "every clip of the split, in store order")
+    (samples / "labels.json").write_text(json.dumps({"names": ["checkers", "stripes"],
+                                                     "clips": ["stripes"] * 3 + ["checkers"]}))  # fmt: skip
+    chosen, rule = class_matched(store, indices, samples)
+    labels = store.labels()[chosen]
+    stripes, checkers = int((labels == 1).sum()), int((labels == 0).sum())
+    assert (
+        stripes == 8 and checkers == 2
+    )  # about 3:1 like the generated clips, as far as 8 stripes clips allow
+    assert rule.startswith("stratified by class")
+
+    frames = np.zeros((3, FRAMES, SIZE, SIZE, 3), dtype=np.uint8)
+    np.save(samples / "clips" / "frames.npy", frames)
+    n, videos, source = generated_videos(samples / "clips")
+    assert (
+        n == 3 and "sampler's uint8 frames" in source and all(v.shape == frames.shape[1:] for v in videos())
+    )

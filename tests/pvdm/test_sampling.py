@@ -118,3 +118,36 @@ def test_inspect_describes_a_checkpoint_from_its_record(checkpoints: tuple[Path,
     assert "latents: shape (2, 48), in [-1, 1], prior uniform" in result.output
     result = CliRunner().invoke(main, ["inspect", "--json", str(checkpoints[0])])
     assert '"family": "triplane"' in result.output and '"kind": "autoencoder"' in result.output
+
+
+def test_sample_cli_picks_a_class_by_name_or_draws_them(
+    checkpoints: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from pvdm.cli import main
+
+    conditional = DIFF.model_copy(update={"denoiser": DIFF.denoiser.model_copy(update={"num_classes": 2})})
+    diff = build_diffusion_state(conditional, load_autoencoder_spec(checkpoints[0]), torch.device("cpu"))
+    path = tmp_path / "cond.pt"
+    save_checkpoint(
+        path, diffusion_checkpoint(diff, 0, conditional, diff.model.latent_spec, ["cats", "dogs"])
+    )
+    base = ["sample", "--autoencoder", str(checkpoints[0]), "--diffusion", str(path), "--steps", "2"]
+    result = CliRunner().invoke(main, [*base, "--class", "dogs", "--guidance", "3", "--num", "2",
+                                       "--out", str(tmp_path / "d.mp4")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.count("(class dogs)") == 2
+    result = CliRunner().invoke(
+        main, [*base, "--num", "4", "--seed", "1", "--out", str(tmp_path / "any.gif")]
+    )
+    assert result.exit_code == 0 and result.output.count("(class ") == 4  # drawn, and said
+    result = CliRunner().invoke(main, [*base, "--class", "birds", "--out", str(tmp_path / "b.mp4")])
+    assert result.exit_code != 0 and "unknown class 'birds': the model knows cats, dogs" in result.output
+
+
+def load_autoencoder_spec(path: Path):
+    from pvdm.checkpoint import load_checkpoint
+    from pvdm.families.registry import load_autoencoder
+
+    return load_autoencoder(load_checkpoint(path)).latent_spec

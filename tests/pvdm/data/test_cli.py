@@ -12,7 +12,7 @@ def test_synth_preprocess_inspect(tmp_path: Path) -> None:
     runner = CliRunner()
     raw, out = tmp_path / "raw", tmp_path / "clips"
     result = runner.invoke(main, ["synth", str(raw), "--videos", "3", "--size", "32", "--frames", "24"])
-    assert result.exit_code == 0 and "wrote 3 videos" in result.output
+    assert result.exit_code == 0 and "wrote 3 videos" in result.output and "class folders" in result.output
     (raw / "junk.mp4").write_bytes(b"")
     args = [
         "preprocess",
@@ -32,20 +32,22 @@ def test_synth_preprocess_inspect(tmp_path: Path) -> None:
     )  # default limit 20%
 
     params = tmp_path / "params.yaml"
-    params.write_text("preprocess:\n  max_rejected_fraction: 0.5\n  workers: 1\n")
+    params.write_text("preprocess:\n  max_rejected_fraction: 0.5\n  workers: 1\n  labels: folder\n")
     result = runner.invoke(main, [*args, "--params", str(params)])
     assert result.exit_code == 0, result.output
     assert "3 videos processed" in result.output and "`junk.mp4`: empty file (0 bytes)" in result.output
 
     result = runner.invoke(main, ["inspect", str(out)])
     assert result.exit_code == 0 and "9 clips from 3 videos" in result.output
+    assert "labels: 2 classes (checkers, stripes)" in result.output
     assert (
         "clip shape (T, H, W, C): (8, 16, 16, 3)" in result.output and "junk.mp4: empty file" in result.output
     )
 
     result = runner.invoke(main, ["inspect", str(raw), "--json"])
     info = json.loads(result.output)
-    assert [v["source"] for v in info["videos"]] == ["synth_0000.mp4", "synth_0001.mp4", "synth_0002.mp4"]
+    sources = ["checkers/synth_0001.mp4", "stripes/synth_0000.mp4", "stripes/synth_0002.mp4"]
+    assert [v["source"] for v in info["videos"]] == sources
     assert info["videos"][0]["frames"] == 24 and info["unusable"] == [
         {"source": "junk.mp4", "reason": "empty file (0 bytes)"}
     ]

@@ -61,3 +61,14 @@ def test_eps_loss_passes_the_condition_and_draws_timesteps_over_the_whole_chain(
     assert seen["cond"] is cond
     assert seen["t"].min() >= 0 and seen["t"].max() <= 999
     assert seen["t"].max() - seen["t"].min() > 900  # spread over the chain, not a constant
+
+
+def test_labels_are_dropped_to_the_null_class_at_the_configured_rate() -> None:
+    from pvdm.diffusion.objective import drop_labels
+
+    labels = torch.arange(4000) % 3
+    dropped = drop_labels(labels, 0.1, torch.Generator().manual_seed(0))
+    null = dropped == -1
+    assert 0.08 < null.float().mean() < 0.12 and torch.equal(dropped[~null], labels[~null])
+    assert torch.equal(drop_labels(labels, 0.0, torch.Generator()), labels)
+    assert drop_labels(None, 0.5, torch.Generator()) is None

@@ -191,3 +191,25 @@ def test_get_sampler() -> None:
     assert get_sampler("ddim") is ddim_sample and get_sampler("ddpm") is ddpm_sample
     with pytest.raises(ValueError, match="unknown sampler 'euler'"):
         get_sampler("euler")
+
+
+def test_class_guidance_combines_the_labelled_and_the_null_pass() -> None:
+    from pvdm.diffusion.samplers import class_guided
+
+    seen = []
+
+    def model(x, t, cond, label=None):
+        seen.append(label)
+        return (
+            torch.full_like(x, 1.0) if label is None else torch.full_like(x, 3.0)
+        )  # eps_null 1, eps_label 3
+
+    x, t, label = torch.zeros(2, 3), torch.tensor([5, 5]), torch.tensor([0, 1])
+    torch.testing.assert_close(class_guided(model, label, 2.5)(x, t, None), torch.full_like(x, 1 + 2.5 * 2))
+    assert seen[0] is label and seen[1] is None
+    seen.clear()
+    torch.testing.assert_close(class_guided(model, label, 1.0)(x, t, None), torch.full_like(x, 3.0))
+    assert len(seen) == 1  # w = 1: the conditional pass only
+    torch.testing.assert_close(
+        class_guided(model, None, 4.0)(x, t, None), torch.ones_like(x)
+    )  # no label: null

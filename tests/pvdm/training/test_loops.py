@@ -147,3 +147,30 @@ def test_diffusion_loop_trains_resumes_and_rebuilds_ema_model(tmp_path: Path) ->
     assert any(
         not torch.equal(v, a["model"][k]) for k, v in a["ema"]["shadow"].items() if v.is_floating_point()
     )
+
+
+def test_class_conditional_training_records_the_classes_and_refuses_a_mismatch(tmp_path: Path) -> None:
+    g = np.random.default_rng(1)
+    latents = np.tanh(g.normal(size=(4, *LATENT.packed_shape))).astype(np.float16)
+    manifest = pd.DataFrame({"clip_id": list("abcd"), "split": ["train"] * 4, "previous": [-1] * 4,
+                             "label": [0, 1, 0, 1]})  # fmt: skip
+    root = write_latent_store(
+        tmp_path / "lat", latents, manifest, SPEC, "0" * 64, label_names=["cats", "dogs"]
+    )
+    ds = LatentPairDataset(root)
+    assert ds.label_names == ["cats", "dogs"] and [ds[k][3] for k in range(4)] == [0, 1, 0, 1]
+
+    def cfg(num_classes: int) -> DiffusionConfig:
+        return DiffusionConfig(
+            denoiser=TriplaneUNetConfig(model_channels=8, channel_mult=[1], num_res_blocks=1, attention_resolutions=[],
+                                        num_heads=2, norm_groups=4, num_classes=num_classes),
+            train=DiffusionTrainConfig(steps=2, batch_size=2, checkpoint_every=2, log_every=1),
+        )  # fmt: skip
+
+    train_diffusion(cfg(2), RUNTIME, ds, SPEC, LocalContext(tmp_path / "ok"))
+    trained = load_diffusion(load_checkpoint(latest_checkpoint(tmp_path / "ok")))
+    assert trained.label_names == ["cats", "dogs"] and trained.model.num_classes == 2
+    with pytest.raises(ValueError, match=r"num_classes is 3 but the data has 2 classes \(cats, dogs\)"):
+        train_diffusion(cfg(3), RUNTIME, ds, SPEC, LocalContext(tmp_path / "bad"))
+    train_diffusion(cfg(0), RUNTIME, ds, SPEC, LocalContext(tmp_path / "uncond"))  # labels ignored
+    assert load_diffusion(load_checkpoint(latest_checkpoint(tmp_path / "uncond"))).label_names == []
