@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    presets = args.preset or [Path("params.yaml"), Path("params/vdm.yaml")]
+    presets = args.preset or [Path("params.yaml"), Path("params/vdm.yaml"), Path("params/vqgan-vdm.yaml")]
     print(f"{'family':<12} {'preset':<22} " + " ".join(f"{f:>8}f" for f in LENGTHS) + "   s/clip")
     for preset in presets:
         model = model_for(preset, device)

@@ -150,7 +150,10 @@ def test_real_clips_follow_the_class_mix_of_class_conditional_samples(tmp_path: 
     chosen, rule = class_matched(store, indices, samples)
     labels = store.labels()[chosen]
     stripes, checkers = int((labels == 1).sum()), int((labels == 0).sum())
-    assert (stripes, checkers) == (7, 2)  # about 3:1 like the generated clips, as far as 8 stripes clips allow
+    assert (stripes, checkers) == (
+        7,
+        2,
+    )  # about 3:1 like the generated clips, as far as 8 stripes clips allow
     assert rule.startswith("stratified by class")
 
     frames = np.zeros((3, FRAMES, SIZE, SIZE, 3), dtype=np.uint8)

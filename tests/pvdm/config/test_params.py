@@ -95,5 +95,8 @@ def test_shipped_params_files_validate(name: str) -> None:
         )
     if name.startswith("params/vdm"):  # pixel space: the identity autoencoder and the 3D UNet
         assert (params.autoencoder.model.type, params.diffusion.denoiser.type) == ("identity", "unet3d")
+    if name.startswith("params/vqgan"):  # class-conditional 3D-VQGAN + 3D UNet
+        assert (params.autoencoder.model.type, params.diffusion.denoiser.num_classes) == ("vqgan3d", 2 if
+                name.endswith("vdm.yaml") else 101)  # fmt: skip
     if name.endswith("-256.yaml"):  # the PVDM paper's Table 5 geometry
         assert (params.data.resolution, params.data.frames) == (256, 16)
