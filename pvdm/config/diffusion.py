@@ -17,6 +17,24 @@ from pvdm.config.models import ModelSpec, dispatch_model_section, register_model
 from pvdm.config.training import TrainConfig
 
 
+def check_unet_shape(
+    channels: int, channel_mult: list[int], heads: int, attention_resolutions: list[int]
+) -> None:
+    """The rules every UNet section shares: positive multipliers, heads dividing every level's channels, attention
+    only at downsample factors the UNet has."""
+    if any(m < 1 for m in channel_mult):
+        raise ValueError(f"channel_mult entries must be >= 1 (got {channel_mult})")
+    for mult in channel_mult:
+        if (channels * mult) % heads:
+            raise ValueError(
+                f"num_heads ({heads}) must divide every level's channels (model_channels {channels} x mult {mult})"
+            )
+    factors = [2**level for level in range(len(channel_mult))]
+    bad = [r for r in attention_resolutions if r not in factors]
+    if bad:
+        raise ValueError(f"attention_resolutions {bad} are not downsample factors of this UNet ({factors})")
+
+
 @register_model_config("denoiser")
 class TriplaneUNetConfig(ModelSpec):
     """PVDM's denoiser: one 2D UNet shared by the three latent planes (pvdm.models.unet)."""
@@ -53,20 +71,7 @@ class TriplaneUNetConfig(ModelSpec):
 
     @model_validator(mode="after")
     def _shapes_are_consistent(self) -> TriplaneUNetConfig:
-        if any(m < 1 for m in self.channel_mult):
-            raise ValueError(f"channel_mult entries must be >= 1 (got {self.channel_mult})")
-        for mult in self.channel_mult:
-            if (self.model_channels * mult) % self.num_heads:
-                raise ValueError(
-                    f"num_heads ({self.num_heads}) must divide every level's channels "
-                    f"(model_channels {self.model_channels} x mult {mult})"
-                )
-        factors = [2**level for level in range(len(self.channel_mult))]
-        bad = [r for r in self.attention_resolutions if r not in factors]
-        if bad:
-            raise ValueError(
-                f"attention_resolutions {bad} are not downsample factors of this UNet ({factors})"
-            )
+        check_unet_shape(self.model_channels, self.channel_mult, self.num_heads, self.attention_resolutions)
         return self
 
     def check_autoencoder(self, autoencoder: ModelSpec) -> None:

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from pvdm.config.base import ConfigError
+from pvdm.config.diffusion import check_unet_shape
 from pvdm.config.models import ModelSpec, register_model_config
 
 
@@ -36,20 +37,7 @@ class UNet3DConfig(ModelSpec):
 
     @model_validator(mode="after")
     def _shapes_are_consistent(self) -> UNet3DConfig:
-        if any(m < 1 for m in self.channel_mult):
-            raise ValueError(f"channel_mult entries must be >= 1 (got {self.channel_mult})")
-        for mult in self.channel_mult:
-            if (self.model_channels * mult) % self.num_heads:
-                raise ValueError(
-                    f"num_heads ({self.num_heads}) must divide every level's channels "
-                    f"(model_channels {self.model_channels} x mult {mult})"
-                )
-        factors = [2**level for level in range(len(self.channel_mult))]
-        bad = [r for r in self.attention_resolutions if r not in factors]
-        if bad:
-            raise ValueError(
-                f"attention_resolutions {bad} are not downsample factors of this UNet ({factors})"
-            )
+        check_unet_shape(self.model_channels, self.channel_mult, self.num_heads, self.attention_resolutions)
         return self
 
     def check_autoencoder(self, autoencoder: ModelSpec) -> None:

@@ -29,43 +29,16 @@ from torch.utils.checkpoint import checkpoint
 from pvdm.config.diffusion import TriplaneUNetConfig
 from pvdm.families.roles import Denoiser, LatentSpec
 from pvdm.models.latent import LatentShape, pack_planes, triplane_spec, unpack_planes
+from pvdm.models.unet_parts import ConditionEmbedding, Op, timestep_embedding, unet_layout, zero_init
+
+__all__ = ["JointAttention", "TriplaneUNet", "paper_unet", "timestep_embedding"]
 
 PlaneList = list[torch.Tensor]  # [z_s, z_h, z_w] features, each (B, ch, rows, cols)
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    """Sinusoidal embedding of (possibly fractional) timesteps: (B,) -> (B, dim), as in the Transformer / DDPM."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None, :]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    return F.pad(emb, (0, dim % 2))
-
-
-def null_to_index(
-    label: torch.Tensor | None, batch: int, num_classes: int, device: torch.device
-) -> torch.Tensor:
-    """Class ids for an embedding with a null class at index num_classes: None or negative ids become null."""
-    if label is None:
-        return torch.full((batch,), num_classes, dtype=torch.long, device=device)
-    label = label.to(device=device, dtype=torch.long)
-    if bool((label >= num_classes).any()):
-        raise ValueError(
-            f"class label {int(label.max())} out of range: the model knows {num_classes} classes"
-        )
-    return torch.where(label < 0, torch.full_like(label, num_classes), label)
 
 
 def group_norm(channels: int, groups: int) -> nn.GroupNorm:
     # gcd: narrow test and demo widths (8, 16) are not multiples of 32 groups
     return nn.GroupNorm(math.gcd(groups, channels), channels)
-
-
-def zero_init(module: nn.Module) -> nn.Module:
-    """Zero a layer that ends a residual branch, so every block starts as the identity (improved-diffusion)."""
-    for p in module.parameters():
-        nn.init.zeros_(p)
-    return module
 
 
 class ResBlock(nn.Module):
@@ -166,11 +139,8 @@ class TriplaneUNet(Denoiser):
         self.cfg, self.latent = cfg, latent
         ch = cfg.model_channels
         emb_dim = 4 * ch
-        self.time_embed = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.embed = ConditionEmbedding(ch, cfg.num_classes)
         self.num_classes = cfg.num_classes
-        # Class conditioning: one embedding per class plus the null class (index num_classes), added to the
-        # time embedding (as in ADM and classifier-free guidance).
-        self.label_embed = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
         self.plane_embed = nn.Parameter(torch.zeros(3, emb_dim)) if cfg.plane_embedding else None
         self.input_conv = nn.Conv2d(2 * latent.channels, ch, 3, padding=1)  # z and cond on channels
 
@@ -178,31 +148,16 @@ class TriplaneUNet(Denoiser):
             attn = JointAttention(cout, cfg.num_heads, cfg.norm_groups) if attention else None
             return PlaneBlock(ResBlock(cin, cout, emb_dim, cfg), attn, cfg.activation_checkpointing)
 
-        # Down: per level num_res_blocks blocks, then a Downsample except after the last level.
-        self.down = nn.ModuleList()
-        skip_channels = [ch]
-        last = len(cfg.channel_mult) - 1
-        for level, mult in enumerate(cfg.channel_mult):
-            attention = 2**level in cfg.attention_resolutions
-            for _ in range(cfg.num_res_blocks):
-                self.down.append(block(ch, cfg.model_channels * mult, attention))
-                ch = cfg.model_channels * mult
-                skip_channels.append(ch)
-            if level < last:
-                self.down.append(Downsample(ch))
-                skip_channels.append(ch)
+        def build(op: Op) -> nn.Module:
+            if op.kind == "block":
+                return block(op.cin, op.cout, 2**op.level in cfg.attention_resolutions)
+            return Downsample(op.cout) if op.kind == "down" else Upsample(op.cout)
 
+        down, up, ch = unet_layout(cfg.model_channels, cfg.channel_mult, cfg.num_res_blocks)
+        self.down = nn.ModuleList(build(op) for op in down)
         self.middle = nn.ModuleList([block(ch, ch, cfg.mid_attention), block(ch, ch, False)])
-
-        # Up: per level num_res_blocks + 1 blocks, each eating one skip, then an Upsample except at level 0.
-        self.up = nn.ModuleList()
-        for level, mult in reversed(list(enumerate(cfg.channel_mult))):
-            attention = 2**level in cfg.attention_resolutions
-            for _ in range(cfg.num_res_blocks + 1):
-                self.up.append(block(ch + skip_channels.pop(), cfg.model_channels * mult, attention))
-                ch = cfg.model_channels * mult
-            if level > 0:
-                self.up.append(Upsample(ch))
+        self.up = nn.ModuleList(build(op) for op in up)
+        ch = up[-1].cout
 
         self.out = nn.Sequential(
             group_norm(ch, cfg.norm_groups),
@@ -216,11 +171,7 @@ class TriplaneUNet(Denoiser):
 
     def plane_embeddings(self, t: torch.Tensor, label: torch.Tensor | None = None) -> PlaneList:
         """Time (and class) embedding (B, E), plus each plane's learned vector: one (B, E) per plane."""
-        emb = self.time_embed(timestep_embedding(t, self.cfg.model_channels))
-        if self.label_embed is not None:
-            emb = emb + self.label_embed(null_to_index(label, t.shape[0], self.num_classes, t.device))
-        elif label is not None:
-            raise ValueError("this denoiser is unconditional (num_classes 0) but a label was given")
+        emb = self.embed(t, label)
         if self.plane_embed is None:
             return [emb, emb, emb]
         return [emb + self.plane_embed[i] for i in range(3)]

@@ -30,7 +30,7 @@ from torch.utils.checkpoint import checkpoint
 
 from pvdm.config.unet3d import UNet3DConfig
 from pvdm.families.roles import Denoiser, LatentSpec
-from pvdm.models.unet import null_to_index, timestep_embedding, zero_init
+from pvdm.models.unet_parts import ConditionEmbedding, Op, unet_layout, zero_init
 
 
 class FrameGroupNorm(nn.GroupNorm):
@@ -174,32 +174,23 @@ class UNet3D(Denoiser):
         channels, frames = spec.shape[0], spec.shape[1]
         ch = cfg.model_channels
         emb_dim = 4 * ch
-        self.time_embed = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.embed = ConditionEmbedding(ch, cfg.num_classes)
         self.num_classes = cfg.num_classes
-        self.label_embed = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
         self.input_conv = frame_conv(2 * channels, ch)  # z and cond on channels
 
-        def block(cin: int, cout: int, level: int) -> Block3D:
-            return Block3D(cin, cout, emb_dim, cfg, frames, 2**level in cfg.attention_resolutions)
+        def build(op: Op) -> nn.Module:
+            if op.kind == "block":
+                return Block3D(
+                    op.cin, op.cout, emb_dim, cfg, frames, 2**op.level in cfg.attention_resolutions
+                )
+            return Downsample3D(op.cout) if op.kind == "down" else Upsample3D(op.cout)
 
-        self.down, skips, last = nn.ModuleList(), [ch], len(cfg.channel_mult) - 1
-        for level, mult in enumerate(cfg.channel_mult):
-            for _ in range(cfg.num_res_blocks):
-                self.down.append(block(ch, cfg.model_channels * mult, level))
-                ch = cfg.model_channels * mult
-                skips.append(ch)
-            if level < last:
-                self.down.append(Downsample3D(ch))
-                skips.append(ch)
+        down, up, ch = unet_layout(cfg.model_channels, cfg.channel_mult, cfg.num_res_blocks)
+        self.down = nn.ModuleList(build(op) for op in down)
         mid = Block3D(ch, ch, emb_dim, cfg, frames, attention=True)
         self.middle = nn.ModuleList([mid, Block3D(ch, ch, emb_dim, cfg, frames, attention=False)])
-        self.up = nn.ModuleList()
-        for level, mult in reversed(list(enumerate(cfg.channel_mult))):
-            for _ in range(cfg.num_res_blocks + 1):
-                self.up.append(block(ch + skips.pop(), cfg.model_channels * mult, level))
-                ch = cfg.model_channels * mult
-            if level > 0:
-                self.up.append(Upsample3D(ch))
+        self.up = nn.ModuleList(build(op) for op in up)
+        ch = up[-1].cout
         self.out = nn.Sequential(
             frame_norm(ch, cfg.norm_groups), nn.SiLU(), zero_init(frame_conv(ch, channels))
         )
@@ -207,14 +198,6 @@ class UNet3D(Denoiser):
     @property
     def latent_spec(self) -> LatentSpec:
         return self.spec
-
-    def embedding(self, t: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
-        emb = self.time_embed(timestep_embedding(t, self.cfg.model_channels))
-        if self.label_embed is not None:
-            return emb + self.label_embed(null_to_index(label, t.shape[0], self.num_classes, t.device))
-        if label is not None:
-            raise ValueError("this denoiser is unconditional (num_classes 0) but a label was given")
-        return emb
 
     def forward(
         self,
@@ -225,7 +208,7 @@ class UNet3D(Denoiser):
     ) -> torch.Tensor:
         cond = torch.zeros_like(z) if cond is None else cond.to(z.dtype)
         t = t.expand(z.shape[0]) if t.ndim == 0 else t
-        emb = self.embedding(t, label)
+        emb = self.embed(t, label)
         h = self.input_conv(torch.cat([z, cond], dim=1))  # (B, ch, T, H, W)
         skips = [h]
         for module in self.down:
