@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-DEFAULT_PRESETS = ("params.yaml", "params/vdm.yaml")
+DEFAULT_PRESETS = ("params.yaml", "params/vdm.yaml", "params/vqgan-vdm.yaml")  # every family that exists
 
 
 @click.command("compare")
@@ -18,7 +18,7 @@ DEFAULT_PRESETS = ("params.yaml", "params/vdm.yaml")
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A params file per family (repeat). The first sets the clips, sampler, steps and FVD protocol for all. "
-    f"Default: {' and '.join(DEFAULT_PRESETS)}.",
+    f"Default: {', '.join(DEFAULT_PRESETS)}.",
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data/compare"),
               show_default=True, help="Where the shared clips, each family's trained models and the table go.")  # fmt: skip

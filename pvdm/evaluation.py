@@ -172,9 +172,10 @@ def evaluate_run(
     n_fakes, fakes, source = generated_videos(samples / "clips")
     p16 = sized(protocols["fvd_16"], len(indices), n_fakes)
     out: dict[str, Any] = {"real_split": split}
-    data_key = f"{data_key}:{split}:{hashlib.sha256(str(indices).encode()).hexdigest()[:12]}"
+    selection_key = f"{data_key}:{split}:{hashlib.sha256(str(indices).encode()).hexdigest()[:12]}"
+    real_key = selection_key if cfg.cache_real_stats else None  # None: the real-statistics cache is not used
 
-    r16 = compute_fvd(real_clips(store, indices), fakes(), p16, extractor, data_key)
+    r16 = compute_fvd(real_clips(store, indices), fakes(), p16, extractor, real_key)
     record = fvd_record(r16) | {"real_selection": selection, "generated_from": source}
     out |= {"fvd_16": r16.fvd, "n_real": r16.n_real, "n_fake": r16.n_fake, "detector": r16.detector["detector"],
             "detector_sha256": r16.detector["detector_sha256"], "protocol_fvd_16": record}  # fmt: skip
@@ -186,7 +187,7 @@ def evaluate_run(
     noise = compute_fvd(
         real_clips(store, indices),
         decode_noise_latents(ae, p16.n_fake, cfg.batch_size, torch.Generator().manual_seed(0), device),
-        p16, extractor, data_key,
+        p16, extractor, real_key,
     )  # fmt: skip
     out["fvd_noise_latents"] = noise.fvd
     out["motion_real"] = motion(real_clips(store, indices), p16.n_fake)

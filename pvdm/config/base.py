@@ -17,9 +17,12 @@ class ConfigError(ValueError):
 
 
 class StrictModel(BaseModel):
-    """Unknown keys fail, values are not coerced from other types, instances are frozen."""
+    """Unknown keys fail, values are not coerced from other types, instances are frozen, NaN and infinity are no
+    number any setting can mean."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
 
 def format_validation_error(err: ValidationError, prefix: str = "") -> str:
@@ -47,7 +50,19 @@ def validate_section(model: type[M], data: Any, prefix: str = "") -> M:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads `1e-4` as a float (YAML 1.1 would read it as a string)."""
+    """SafeLoader that reads `1e-4` as a float (YAML 1.1 would read it as a string) and refuses a key given twice
+    in one mapping (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(

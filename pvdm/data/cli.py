@@ -53,7 +53,7 @@ def synth(out_dir: Path, n_videos: int, size: int, frames: int, fps: float, seed
 )
 @click.option("--resolution", type=int, help="override data.resolution")
 @click.option("--frames", type=int, help="override data.frames")
-@click.option("--workers", type=int, help="override preprocess.workers (0: all cores)")
+@click.option("--workers", type=click.IntRange(min=0), help="override preprocess.workers (0: all cores)")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def preprocess(
     raw_dir: Path,

@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import tempfile
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +45,19 @@ class FeatureStats:
         return cls(feats.mean(axis=0), np.cov(feats, rowvar=False), len(feats))
 
     def save(self, path: str | Path) -> Path:
+        """Written to a temporary file beside `path`, then renamed: a reader never sees half a file."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:  # a file object: np.savez would otherwise append ".npz" to the name
-            np.savez(f, mean=self.mean, cov=self.cov, n=np.int64(self.n))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(
+                fd, "wb"
+            ) as f:  # a file object: np.savez would otherwise append ".npz" to the name
+                np.savez(f, mean=self.mean, cov=self.cov, n=np.int64(self.n))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod
@@ -173,8 +185,9 @@ class StatsCache:
             return None
         try:
             return FeatureStats.load(path)
-        except (OSError, ValueError, KeyError) as err:
-            log.warning("ignoring unreadable cached statistics %s: %s", path, err)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # torn or foreign file
+            log.warning("recomputing: the cached statistics %s are unreadable (%s); removed", path, err)
+            path.unlink(missing_ok=True)
             return None
 
     def put(self, key: str, stats: FeatureStats) -> None:

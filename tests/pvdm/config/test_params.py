@@ -100,3 +100,26 @@ def test_shipped_params_files_validate(name: str) -> None:
                 name.endswith("vdm.yaml") else 101)  # fmt: skip
     if name.endswith("-256.yaml"):  # the PVDM paper's Table 5 geometry
         assert (params.data.resolution, params.data.frames) == (256, 16)
+
+
+def test_duplicate_keys_and_non_finite_numbers_are_refused(tmp_path: Path) -> None:
+    f = tmp_path / "params.yaml"
+    f.write_text("sample:\n  steps: 4\n  steps: 5\n")
+    with pytest.raises(ConfigError, match="duplicate key 'steps'"):
+        load_params(f)
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="sample.guidance: Input should be a finite number"):
+            parse_params({"sample": {"guidance": value}})
+
+
+def test_a_negative_worker_count_is_one_line_from_the_cli(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pvdm.cli import main
+
+    result = CliRunner().invoke(main, ["preprocess", "--raw", str(tmp_path), "--workers", "-3"])
+    assert (
+        result.exit_code == 2
+        and "Invalid value for '--workers': -3 is not in the range x>=0" in result.output
+    )
+    assert "Traceback" not in result.output

@@ -100,3 +100,22 @@ def test_reference_fvd_matches_tensorflow():
     result = compute_fvd(reference_clips(1), reference_clips(2), protocol, extractor)
     assert result.n_real == result.n_fake == 128
     assert result.fvd == pytest.approx(10.1381, abs=1e-3)
+
+
+def test_a_torn_cache_entry_is_detected_removed_and_recomputed(tmp_path) -> None:
+    import numpy as np
+
+    from pvdm.metrics.fvd import FeatureStats, StatsCache
+
+    cache = StatsCache(tmp_path)
+    stats = FeatureStats.from_features(np.random.default_rng(0).normal(size=(5, 3)))
+    cache.put("k", stats)
+    assert [p.name for p in tmp_path.iterdir()] == ["k.npz"]  # written atomically: no temporary left
+    np.testing.assert_array_equal(cache.get("k").cov, stats.cov)
+    data = cache.path("k").read_bytes()
+    cache.path("k").write_bytes(data[: len(data) // 2])  # a kill mid-write, before atomic saves
+    assert (
+        cache.get("k") is None and not cache.path("k").exists()
+    )  # reported, removed: the next run recomputes
+    cache.put("k", stats)
+    assert cache.get("k").n == 5
