@@ -12,7 +12,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from pvdm.config import Params, parse_params
 from pvdm.config.base import StrictModel, load_yaml
@@ -102,13 +102,6 @@ class IngestConfig(StrictModel):
         description="S3 endpoint for S3-compatible stores (MinIO, moto); credentials come from the AWS chain",
     )
     region: str | None = Field(None, description="S3 region; None: from the AWS configuration")
-
-    @model_validator(mode="after")
-    def _no_credentials_in_the_endpoint(self) -> IngestConfig:
-        # params.yaml is committed and logged: an endpoint like http://key:secret@host would leak the secret.
-        if self.endpoint_url and "@" in self.endpoint_url.split("//", 1)[-1].split("/", 1)[0]:
-            raise ValueError("ingest.endpoint_url must not contain credentials; use the AWS credential chain")
-        return self
 
 
 class PipelineParams(Params):

@@ -24,6 +24,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from pipelines.paths import ROOT
+from pvdm.redact import redact_value
 
 EXPERIMENT = os.environ.get("PVDM_EXPERIMENT", "pvdm")
 SECRET_WORDS = ("secret", "password", "token", "access_key", "credential")
@@ -59,7 +60,7 @@ def pipeline_id(root: Path = ROOT) -> str:
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}; credential-like keys are dropped."""
+    """{'a': {'b': 1}} -> {'a.b': 1}; credential-like keys are dropped, credentials inside URLs masked."""
     out: dict[str, Any] = {}
     for key, value in mapping.items():
         name = f"{prefix}{key}"
@@ -68,7 +69,7 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, Mapping):
             out |= flatten(value, f"{name}.")
         else:
-            out[name] = value
+            out[name] = redact_value(value)
     return out
 
 

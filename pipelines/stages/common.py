@@ -20,6 +20,7 @@ from pvdm.config import ConfigError
 from pvdm.data.labels import LabelError
 from pvdm.data.preprocess import PreprocessError
 from pvdm.families.registry import FamilyError
+from pvdm.redact import redact
 
 __all__ = ["CLIPS", "LATENTS", "METRICS", "MODELS", "PLOTS", "RAW", "REPORTS", "ROOT", "SAMPLES"]
 
@@ -53,7 +54,7 @@ def run_stage(main: Callable[[PipelineParams], None], expected: tuple[type[BaseE
         *expected,
     ) as err:  # a clear one-line reason instead of a traceback; the details are logged
         log.debug("stage failed", exc_info=True)
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {redact(str(err))}", file=sys.stderr)
         raise SystemExit(1) from None
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from pvdm.redact import WHERE_CREDENTIALS_GO, has_credentials, redact
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -21,8 +23,21 @@ class StrictModel(BaseModel):
     number any setting can mean."""
 
     model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, validate_default=True, allow_inf_nan=False
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        validate_default=True,
+        allow_inf_nan=False,
+        hide_input_in_errors=True,
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_credentials_in_urls(cls, value: Any) -> Any:
+        # params.yaml is committed, hashed into dvc.lock and logged to MLflow: a secret in it leaks everywhere.
+        if isinstance(value, str) and has_credentials(value):
+            raise ValueError(WHERE_CREDENTIALS_GO)
+        return value
 
 
 def format_validation_error(err: ValidationError, prefix: str = "") -> str:
@@ -38,7 +53,7 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
             continue
         got = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {e.get('input')!r})"
         lines.append(f"{key}: {reason}{got}")
-    return "\n".join(lines)
+    return redact("\n".join(lines))  # a refused value may hold a credential: never echo it
 
 
 def validate_section(model: type[M], data: Any, prefix: str = "") -> M:

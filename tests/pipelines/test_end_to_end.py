@@ -9,6 +9,27 @@ import pytest
 
 from tests.pipelines.projects import make_project, run
 
+SECRET = "pLaNtEd-SeCrEt-4242"
+# Credentials a user's environment may hold while the pipeline runs: none may reach what the pipeline writes.
+PLANTED = {
+    "AWS_SECRET_ACCESS_KEY": SECRET,
+    "AWS_ACCESS_KEY_ID": f"AKIA{SECRET}",
+    "MLFLOW_TRACKING_PASSWORD": SECRET,
+    "PVDM_DB_URL": f"postgresql://pvdm:{SECRET}@127.0.0.1/pvdm",
+}
+
+
+def secrets_written(project: Path) -> list[str]:
+    """Files under the project (the MLflow store and artifacts, dvc.lock, metrics, reports, samples' records,
+    logs) that contain the planted secret; the code and the raw videos are not the pipeline's writing."""
+    skip = {".git", ".dvc", "pvdm", "pipelines", "raw"}
+    found = []
+    for path in project.rglob("*"):
+        if path.is_file() and not skip.intersection(path.relative_to(project).parts):
+            if SECRET.encode() in path.read_bytes():
+                found.append(str(path.relative_to(project)))
+    return found
+
 
 def ran_stages(output: str) -> list[str]:
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
@@ -21,7 +42,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_dvc_pipeline_end_to_end_with_experiments_metrics_and_plots(project: Path) -> None:
-    first = run(["dvc", "repro"], project)
+    first = run(["dvc", "repro"], project, **PLANTED)
     stages = ["preprocess", "train_autoencoder", "cache_latents", "train_diffusion", "sample", "evaluate"]
     assert ran_stages(first) == stages
 
@@ -49,6 +70,8 @@ def test_dvc_pipeline_end_to_end_with_experiments_metrics_and_plots(project: Pat
     assert len(list((project / "data" / "samples" / "long").glob("*.mp4"))) == 2
     assert (project / "data" / "samples" / "preview.gif").is_file()
     assert (project / "plots" / "diffusion.csv").read_text().startswith("step,")
+
+    assert not secrets_written(project), "a planted credential reached a file the pipeline wrote"
 
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "first run"], project)
