@@ -23,12 +23,10 @@ def secrets_written(project: Path) -> list[str]:
     """Files under the project (the MLflow store and artifacts, dvc.lock, metrics, reports, samples' records,
     logs) that contain the planted secret; the code and the raw videos are not the pipeline's writing."""
     skip = {".git", ".dvc", "pvdm", "pipelines", "raw"}
-    found = []
-    for path in project.rglob("*"):
-        if path.is_file() and not skip.intersection(path.relative_to(project).parts):
-            if SECRET.encode() in path.read_bytes():
-                found.append(str(path.relative_to(project)))
-    return found
+    written = (
+        p for p in project.rglob("*") if p.is_file() and not skip.intersection(p.relative_to(project).parts)
+    )
+    return [str(p.relative_to(project)) for p in written if SECRET.encode() in p.read_bytes()]
 
 
 def ran_stages(output: str) -> list[str]:
