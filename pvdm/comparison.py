@@ -34,7 +34,7 @@ from pvdm.config.sample import SampleConfig
 from pvdm.data.clips import ClipDataset, ClipStore, from_model_tensor
 from pvdm.data.latents import LatentPairDataset, cache_latents
 from pvdm.device import resolve_device
-from pvdm.evaluation import real_clips, real_split_indices, sized
+from pvdm.evaluation import real_set, real_split_indices, sized
 from pvdm.families.registry import build_autoencoder, load_autoencoder, load_diffusion
 from pvdm.families.roles import LatentSpec
 from pvdm.metrics.features import I3DFeatureExtractor
@@ -199,9 +199,13 @@ def run_family(
     n = params.evaluate.fvd_num_fake
     videos, cost = sampling_cost(model, n, params.sample)
     metrics |= cost
+    cfg = params.evaluate
     store = ClipStore(clips)
-    split, indices = real_split_indices(store, params.evaluate.real_split)
-    protocol = sized(fvd_16(params.evaluate.fvd_num_real, n, split), len(indices), n)
+    split, _ = real_split_indices(store, cfg.real_split)
+    reals = real_set(
+        store, split, workdir / "no-labels", cfg.window_seed
+    )  # every family: the same real windows
+    protocol = sized(fvd_16(cfg.fvd_num_real, n, split), reals.available(16, cfg.fvd_num_real), n)
     fakes = (from_model_tensor(v) for v in videos)  # the sampler's frames, quantised like the real side
-    result = compute_fvd(real_clips(store, indices), fakes, protocol, extractor, data_key)
+    result = compute_fvd(reals.windows(16, protocol.n_real), fakes, protocol, extractor, reals.key(data_key))
     return metrics | {"fvd_16": result.fvd, "n_real": float(result.n_real), "n_fake": float(result.n_fake)}

@@ -1,10 +1,13 @@
 """The `evaluate` stage's measurements: FVD of generated videos, reconstruction quality, and sanity baselines.
 
-Real clips come from the clip store's `real_split`; long real clips are runs of consecutive clips of one video
-(ClipStore.next_clip), concatenated. Two baselines say whether a small model learnt anything:
+Real clips are windows of the clip store's `real_split` videos, chosen by the StyleGAN-V rule with a seed
+(pvdm.metrics.windows), for fvd_16 and, with longer windows, fvd_long; for class-conditional samples, in the generated
+clips' class proportions. Reconstruction metrics always use held-out (test) clips. Two baselines and a floor frame
+every FVD:
 `motion_*` (mean absolute frame-to-frame difference, in [0, 1] units: a frozen video scores 0) and
 `fvd_noise_latents` (FVD of the autoencoder's decoding of a prior sample of its family's latents: its
-LatentSpec says what that is). Nothing here knows a family: the autoencoder is any VideoAutoencoder.
+LatentSpec says what that is), and `fvd_real_halves`, the FVD between two disjoint halves of the real videos at the
+same n, the best any model can score. Nothing here knows a family: the autoencoder is any VideoAutoencoder.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,31 +34,13 @@ from pvdm.metrics.folders import list_videos
 from pvdm.metrics.fvd import FVDProtocol, FVDResult, compute_fvd, protocols_from_config
 from pvdm.metrics.lpips import load_lpips
 from pvdm.metrics.recon import psnr, reconstruction_metrics
+from pvdm.metrics.windows import WINDOW_RULE, Run, halves, store_runs, store_windows, window_plan
 
 
 def real_split_indices(store: ClipStore, split: str) -> tuple[str, list[int]]:
     """(split used, clip indices): falls back to train when the requested split is empty (tiny datasets)."""
     indices = store.indices(split)
     return (split, indices) if indices else ("train", store.indices("train"))
-
-
-def real_clips(store: ClipStore, indices: list[int]) -> Iterator[np.ndarray]:
-    for i in indices:
-        yield np.asarray(store[i])
-
-
-def real_long_clips(store: ClipStore, indices: list[int], frames: int) -> Iterator[np.ndarray]:
-    """Clips of `frames` frames made of consecutive stored clips of one video (each run used once)."""
-    per_clip = store.frames
-    need = -(-frames // per_clip)
-    used: set[int] = set()
-    for i in indices:
-        run = [i]
-        while len(run) < need and (nxt := store.next_clip(run[-1])) is not None:
-            run.append(nxt)
-        if len(run) == need and not used.intersection(run):
-            used.update(run)
-            yield np.concatenate([np.asarray(store[j]) for j in run])[:frames]
 
 
 def video_files(folder: Path) -> Iterator[np.ndarray]:
@@ -77,23 +63,62 @@ def generated_videos(folder: Path) -> tuple[int, Callable[[], Iterator[np.ndarra
     return len(paths), lambda: (read_video(p) for p in paths), "decoded video files"
 
 
-def class_matched(store: ClipStore, indices: list[int], samples: Path) -> tuple[list[int], str]:
-    """Real clips drawn per class in the generated videos' class proportions (class-conditional samples, whose
-    classes samples/labels.json records); otherwise the split as it is. Returns (indices, the rule applied)."""
+@dataclass
+class RealSet:
+    """The real videos an FVD compares against (runs of a split), the window seed, and, for class-conditional
+    samples, how many generated clips each class has (windows are then drawn per class in those proportions)."""
+
+    store: ClipStore
+    runs: list[Run]
+    split: str
+    seed: int
+    class_counts: dict[int, int]
+
+    def windows(self, frames: int, n: int, runs: list[Run] | None = None) -> Iterator[np.ndarray]:
+        runs = self.runs if runs is None else runs
+        if not self.class_counts:
+            yield from store_windows(self.store, runs, frames, n, self.seed)
+            return
+        total = sum(self.class_counts.values())
+        for label, count in sorted(self.class_counts.items()):
+            of_class = [r for r in runs if r.label == label]
+            yield from store_windows(
+                self.store, of_class, frames, max(1, n * count // total), self.seed + label
+            )
+
+    def available(self, frames: int, n: int) -> int:
+        """How many of `n` windows the rule finds (videos shorter than `frames` give none)."""
+        return len(window_plan([r.frames for r in self.runs], frames, n, self.seed))
+
+    def record(self) -> dict[str, Any]:
+        matched = (
+            {self.store.label_names[k]: c for k, c in self.class_counts.items()} if self.class_counts else {}
+        )
+        selection = (
+            f"stratified by class to match the generated labels ({matched})" if matched else "all videos"
+        )
+        return {"real_split": self.split, "window_rule": WINDOW_RULE, "window_seed": self.seed,
+                "real_videos": len(self.runs), "real_selection": selection}  # fmt: skip
+
+    def key(self, data_key: str) -> str:
+        """Everything about the real side that changes its statistics (the protocol adds frames, n, detector)."""
+        parts = [
+            data_key,
+            self.split,
+            WINDOW_RULE,
+            str(self.seed),
+            json.dumps(sorted(self.class_counts.items())),
+        ]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def real_set(store: ClipStore, split: str, samples: Path, seed: int) -> RealSet:
+    """The split's videos; class counts from samples/labels.json when the samples are class-conditional."""
     path = samples / SAMPLE_LABELS
     record = json.loads(path.read_text()) if path.is_file() else {}
     names, fake = store.label_names, record.get("clips", [])
-    if not names or not fake:
-        return indices, "every clip of the split, in store order"
-    counts = Counter(str(name) for name in fake)
-    labels = store.labels()
-    by_class = {name: [i for i in indices if labels[i] == k] for k, name in enumerate(names)}
-    # as many real clips as the scarcest class allows at the generated proportions
-    total = min(len(by_class.get(name, [])) * len(fake) // n for name, n in counts.items())
-    chosen = []
-    for name, n in counts.items():
-        chosen += by_class.get(name, [])[: total * n // len(fake)]
-    return chosen, f"stratified by class to match the generated labels ({dict(counts)})"
+    counts = Counter(names.index(str(n)) for n in fake if str(n) in names) if names and fake else Counter()
+    return RealSet(store, store_runs(store, store.indices(split)), split, seed, dict(counts))
 
 
 def motion(clips: Iterable[np.ndarray], limit: int) -> float:
@@ -136,24 +161,40 @@ def fvd_record(result: FVDResult) -> dict[str, Any]:
 
 def fvd_long_record(
     protocol: FVDProtocol,
-    store: ClipStore,
-    indices: list[int],
+    reals: RealSet,
     long_dir: Path,
     extractor: I3DFeatureExtractor,
+    real_key: str | None,
 ) -> dict[str, Any]:
-    """fvd_long over the generated long videos, on as many frames as they have (up to the protocol's)."""
+    """fvd_long over the generated long videos, on as many frames as they have (up to the protocol's), against
+    real windows of the same length by the same rule."""
     n_fakes, fakes, source = generated_videos(long_dir)
     if n_fakes < 2:
         return {}  # a covariance needs at least two clips a side
     frames = min(protocol.frames, next(fakes()).shape[0])
-    reals = list(real_long_clips(store, indices, frames))[: protocol.n_real]
-    if len(reals) < 2:
+    n_real = reals.available(frames, protocol.n_real)
+    if n_real < 2:
         return {}
     sized_protocol = FVDProtocol(
-        "fvd_long", frames, len(reals), min(protocol.n_fake, n_fakes), protocol.real_split
+        "fvd_long", frames, n_real, min(protocol.n_fake, n_fakes), protocol.real_split
     )
-    result = compute_fvd(reals, fakes(), sized_protocol, extractor)
-    return {"fvd_long": result.fvd, "protocol_fvd_long": fvd_record(result) | {"generated_from": source}}
+    result = compute_fvd(reals.windows(frames, n_real), fakes(), sized_protocol, extractor, real_key)
+    record = fvd_record(result) | reals.record() | {"generated_from": source}
+    return {"fvd_long": result.fvd, "protocol_fvd_long": record}
+
+
+def fvd_real_halves(
+    protocol: FVDProtocol, reals: RealSet, extractor: I3DFeatureExtractor
+) -> tuple[float | None, dict[str, Any]]:
+    """The FVD between two disjoint halves of the real videos, n/2 windows each by the same rule: the floor."""
+    first, second = halves(reals.runs, reals.seed)
+    n = protocol.n_real // 2
+    if n < 2 or not first:
+        return None, {}
+    half = FVDProtocol("fvd_real_halves", protocol.frames, n, n, protocol.real_split)
+    result = compute_fvd(reals.windows(protocol.frames, n, first), reals.windows(protocol.frames, n, second),
+                         half, extractor)  # fmt: skip
+    return result.fvd, fvd_record(result) | reals.record() | {"halves": [len(first), len(second)]}
 
 
 def evaluate_run(
@@ -167,30 +208,32 @@ def evaluate_run(
     """Everything metrics/eval.json holds; see shared/DESIGN.md section 4 for the keys."""
     extractor = I3DFeatureExtractor(device=device, batch_size=cfg.batch_size, progress=True)
     protocols = protocols_from_config(cfg)
-    split, indices = real_split_indices(store, cfg.real_split)
-    indices, selection = class_matched(store, indices, samples)
+    split, _ = real_split_indices(store, cfg.real_split)
+    reals = real_set(store, split, samples, cfg.window_seed)
     n_fakes, fakes, source = generated_videos(samples / "clips")
-    p16 = sized(protocols["fvd_16"], len(indices), n_fakes)
-    out: dict[str, Any] = {"real_split": split}
-    selection_key = f"{data_key}:{split}:{hashlib.sha256(str(indices).encode()).hexdigest()[:12]}"
-    real_key = selection_key if cfg.cache_real_stats else None  # None: the real-statistics cache is not used
+    p16 = sized(protocols["fvd_16"], reals.available(cfg.fvd_frames, cfg.fvd_num_real), n_fakes)
+    real_key = reals.key(data_key) if cfg.cache_real_stats else None  # None: the statistics cache is not used
 
-    r16 = compute_fvd(real_clips(store, indices), fakes(), p16, extractor, real_key)
-    record = fvd_record(r16) | {"real_selection": selection, "generated_from": source}
+    r16 = compute_fvd(reals.windows(p16.frames, p16.n_real), fakes(), p16, extractor, real_key)
+    out: dict[str, Any] = {"real_split": split}
+    record = fvd_record(r16) | reals.record() | {"generated_from": source}
     out |= {"fvd_16": r16.fvd, "n_real": r16.n_real, "n_fake": r16.n_fake, "detector": r16.detector["detector"],
             "detector_sha256": r16.detector["detector_sha256"], "protocol_fvd_16": record}  # fmt: skip
 
     long_dir = samples / "long"
     if long_dir.is_dir() and any(long_dir.iterdir()):
-        out |= fvd_long_record(protocols["fvd_long"], store, indices, long_dir, extractor)
+        out |= fvd_long_record(protocols["fvd_long"], reals, long_dir, extractor, real_key)
 
     noise = compute_fvd(
-        real_clips(store, indices),
+        reals.windows(p16.frames, p16.n_real),
         decode_noise_latents(ae, p16.n_fake, cfg.batch_size, torch.Generator().manual_seed(0), device),
         p16, extractor, real_key,
     )  # fmt: skip
     out["fvd_noise_latents"] = noise.fvd
-    out["motion_real"] = motion(real_clips(store, indices), p16.n_fake)
+    floor, floor_record = fvd_real_halves(p16, reals, extractor)
+    if floor is not None:
+        out |= {"fvd_real_halves": floor, "protocol_fvd_real_halves": floor_record}
+    out["motion_real"] = motion(reals.windows(p16.frames, p16.n_real), p16.n_fake)
     out["motion_fake"] = motion(fakes(), p16.n_fake)
     out["motion_ratio"] = (
         out["motion_fake"] / out["motion_real"]
@@ -198,9 +241,11 @@ def evaluate_run(
     out["fvd_ratio_to_noise"] = out["fvd_16"] / out["fvd_noise_latents"]  # << 1: far better than no model
 
     if ae.trainable:  # an identity autoencoder reconstructs exactly: nothing to measure
-        held_out = [np.asarray(store[i]) for i in indices[: cfg.recon_num_clips]]
+        recon_split, held = real_split_indices(store, "test")  # held-out clips, whatever the FVD's split
+        held_out = [np.asarray(store[i]) for i in held[: cfg.recon_num_clips]]
         pairs = list(reconstruct(ae, held_out, cfg.batch_size, device))
         out |= reconstruction_metrics([p[0] for p in pairs], [p[1] for p in pairs], extractor)
+        out["recon_split"] = recon_split
     return out
 
 

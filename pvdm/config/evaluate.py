@@ -17,8 +17,17 @@ class EvaluateConfig(StrictModel):
     fvd_frames: int = Field(16, ge=8, description="consecutive frames per clip for fvd_16")
     fvd_long_frames: int = Field(128, ge=8, description="frames per clip for fvd_long (the paper's FVD128)")
     fvd_long_num: int = Field(2048, ge=2, description="real and generated clips for fvd_long")
-    real_split: Literal["train", "test"] = Field("test", description="split the real clips come from")
-    recon_num_clips: int = Field(64, ge=2, description="held-out clips for PSNR / SSIM / LPIPS / R-FVD")
+    real_split: Literal["train", "test"] = Field("test", description="split the real videos come from")
+    window_seed: int = Field(
+        0,
+        ge=0,
+        description="seed of the real-window rule (videos shuffled, one random window each; StyleGAN-V)",
+    )
+    recon_num_clips: int = Field(
+        64,
+        ge=2,
+        description="held-out (test-split) clips for PSNR / SSIM / LPIPS / R-FVD, whatever real_split is",
+    )
     lpips_net: Literal["vgg", "alex"] = "vgg"
     batch_size: int = Field(8, ge=1, description="clips per I3D forward pass")
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -17,6 +17,9 @@ import click
 @click.option("--num-fake", type=int, help="generated clips, when different from --num")
 @click.option("--batch-size", default=8, show_default=True, help="clips per I3D forward pass")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option(
+    "--seed", default=0, show_default=True, help="seed of the real-window rule (which window of each video)"
+)
 @click.option("--cache/--no-cache", default=True, show_default=True, help="reuse cached statistics of REAL")
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="also write the record here"
@@ -31,35 +34,41 @@ def fvd(
     num_fake: int | None,
     batch_size: int,
     device: str,
+    seed: int,
     cache: bool,
     json_out: Path | None,
     progress: bool,
 ) -> None:
     """FVD between the videos under REAL and those under FAKE (I3D Kinetics-400 logits, frames resized to 224).
 
-    Clips are the first FRAMES frames of every video, then the next FRAMES, round-robin, until NUM per side.
-    Prints the FVD and the protocol record (counts, frames, resolution, detector and its SHA-256) as JSON.
+    Real clips follow the StyleGAN-V / PVDM rule: REAL's videos shuffled with --seed, one random window of FRAMES
+    consecutive frames from each, more windows per video (spread evenly) only when there are fewer videos than
+    clips asked for. Generated clips are the first FRAMES frames of every video under FAKE (then the next FRAMES,
+    round-robin, if there are fewer videos than clips). Prints the FVD and the protocol record (counts, frames,
+    resolution, window rule and seed, detector and its SHA-256) as JSON.
     """
     from pvdm.device import resolve_device
     from pvdm.metrics.features import I3DFeatureExtractor
-    from pvdm.metrics.folders import folder_clips, folder_hash
+    from pvdm.metrics.folders import folder_clips, folder_hash, folder_windows
     from pvdm.metrics.fvd import FVDProtocol, StatsCache, compute_fvd
+    from pvdm.metrics.windows import WINDOW_RULE
 
     name = "fvd_16" if frames == 16 else f"fvd_{frames}"
     protocol = FVDProtocol(name, frames, num_real or num, num_fake or num, real_split=str(real))
     try:
         extractor = I3DFeatureExtractor(resolve_device(device), batch_size=batch_size, progress=progress)
         result = compute_fvd(
-            folder_clips(real, frames, protocol.n_real),
+            folder_windows(real, frames, protocol.n_real, seed),
             folder_clips(fake, frames, protocol.n_fake),
             protocol,
             extractor,
-            real_data_key=folder_hash(real) if cache else None,
+            real_data_key=f"{folder_hash(real)}:{WINDOW_RULE}:{seed}" if cache else None,
             cache=StatsCache() if cache else None,
         )
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         raise click.ClickException(str(err)) from None
-    record = result.as_dict() | {"real_stats_cached": result.real_stats_cached, "fake": str(fake)}
+    record = result.as_dict() | {"window_rule": WINDOW_RULE, "window_seed": seed,
+                                 "real_stats_cached": result.real_stats_cached, "fake": str(fake)}  # fmt: skip
     click.echo(f"FVD: {result.fvd:.4f}")
     click.echo(json.dumps(record, indent=2))
     if json_out:

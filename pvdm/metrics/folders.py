@@ -1,4 +1,5 @@
-"""Clips from folders of video files (any codec decord or PyAV reads), for `pvdm fvd REAL FAKE`."""
+"""Clips from folders of video files (any codec decord or PyAV reads), for `pvdm fvd REAL FAKE`: real videos by
+the window rule (`folder_windows`), generated ones from their first frames (`folder_clips`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pvdm.data.video import VIDEO_EXTENSIONS, VideoError, read_video
+from pvdm.data.video import VIDEO_EXTENSIONS, VideoError, probe, read_video
+from pvdm.metrics.windows import window_plan
 from pvdm.pretrained import sha256_file
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,33 @@ def folder_clips(folder: str | Path, frames: int, num: int) -> Iterator[np.ndarr
             if produced >= num:
                 return
         videos, k = long_enough, k + 1
+
+
+def video_lengths(videos: list[Path]) -> list[int]:
+    """Frames of each video: the container's count, or (when it does not say) the decoded count; 0 unreadable."""
+    lengths = []
+    for path in videos:
+        try:
+            count = probe(path).frames or len(read_video(path))
+        except VideoError as err:
+            log.warning("skipping %s: %s", path, err)
+            count = 0
+        lengths.append(count)
+    return lengths
+
+
+def folder_windows(folder: str | Path, frames: int, num: int, seed: int) -> Iterator[np.ndarray]:
+    """Up to `num` real clips by the StyleGAN-V rule (pvdm.metrics.windows): the videos shuffled with `seed`,
+    one random window of `frames` consecutive frames each, more per video only when there are too few videos."""
+    videos = list_videos(folder)
+    for v, start in window_plan(video_lengths(videos), frames, num, seed):
+        try:
+            video = read_video(videos[v], max_frames=start + frames)
+        except VideoError as err:
+            log.warning("skipping %s: %s", videos[v], err)
+            continue
+        if len(video) >= start + frames:  # a container may claim more frames than decode
+            yield video[start : start + frames]
 
 
 def _clip(path: Path, index: int, frames: int) -> np.ndarray | None:

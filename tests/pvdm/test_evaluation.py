@@ -18,7 +18,6 @@ from pvdm.data.synthetic import generate_videos
 from pvdm.evaluation import (
     decode_noise_latents,
     motion,
-    real_long_clips,
     real_split_indices,
     reconstruct,
     sized,
@@ -46,14 +45,14 @@ def test_real_split_falls_back_to_train_when_the_split_is_empty(store: ClipStore
     assert real_split_indices(store, "train") == ("train", list(range(9)))
 
 
-def test_long_real_clips_join_consecutive_clips_of_one_video_and_use_each_run_once(store: ClipStore) -> None:
-    longs = list(real_long_clips(store, store.indices("train"), 2 * FRAMES))
-    # each video holds 3 clips: one 8-frame window per video (the leftover clip cannot make a second one)
-    assert len(longs) == 3 and all(c.shape == (8, SIZE, SIZE, 3) for c in longs)
-    first = longs[0]
-    np.testing.assert_array_equal(first[:FRAMES], store[0])
-    np.testing.assert_array_equal(first[FRAMES:], store[store.next_clip(0)])
-    assert list(real_long_clips(store, store.indices("train"), 4 * FRAMES)) == []  # no video is that long
+def test_real_windows_cross_clip_boundaries_within_one_video(store: ClipStore) -> None:
+    from pvdm.metrics.windows import run_window, store_runs
+
+    runs = store_runs(store, store.indices("train"))
+    assert [r.clips for r in runs] == [(0, 1, 2), (3, 4, 5), (6, 7, 8)] and runs[0].frames == 12
+    window = run_window(store, runs[1], start=2, frames=2 * FRAMES)  # frames 2..9 of the second video
+    joined = np.concatenate([store[3], store[4], store[5]])
+    np.testing.assert_array_equal(window, joined[2:10])
 
 
 def test_motion_is_zero_for_frozen_clips_and_measures_frame_differences() -> None:
@@ -132,29 +131,29 @@ def test_identity_family_caches_a_manifest_pointing_at_the_clips(store: ClipStor
     assert list(again.manifest["previous"][:3]) == [-1, 0, 1] and set(again.manifest["label"]) == {-1}
 
 
-def test_real_clips_follow_the_class_mix_of_class_conditional_samples(tmp_path: Path) -> None:
+def test_real_windows_follow_the_class_mix_of_class_conditional_samples(tmp_path: Path) -> None:
     import json
 
-    from pvdm.evaluation import class_matched, generated_videos
+    from pvdm.evaluation import generated_videos, real_set
 
     generate_videos(tmp_path / "raw", 4, size=SIZE, frames=16, fps=8, seed=1, classes=True)
     run_preprocess(tmp_path / "raw", tmp_path / "clips", DataConfig(resolution=SIZE, frames=FRAMES),
                    PreprocessConfig(test_fraction=0.0, labels="folder"), progress=False)  # fmt: skip
-    store = ClipStore(tmp_path / "clips")  # 16 clips: 8 checkers (label 0), 8 stripes (label 1)
-    indices = store.indices("train")
+    store = ClipStore(tmp_path / "clips")  # 4 videos of 16 frames: 2 checkers (label 0), 2 stripes (label 1)
     samples = tmp_path / "samples"
     (samples / "clips").mkdir(parents=True)
-    assert class_matched(store, indices, samples) == (indices, "every clip of the split, in store order")
+    plain = real_set(store, "train", samples, seed=0)
+    assert plain.class_counts == {} and plain.record()["real_selection"] == "all videos"
     (samples / "labels.json").write_text(json.dumps({"names": ["checkers", "stripes"],
                                                      "clips": ["stripes"] * 3 + ["checkers"]}))  # fmt: skip
-    chosen, rule = class_matched(store, indices, samples)
-    labels = store.labels()[chosen]
-    stripes, checkers = int((labels == 1).sum()), int((labels == 0).sum())
-    assert (stripes, checkers) == (
-        7,
-        2,
-    )  # about 3:1 like the generated clips, as far as 8 stripes clips allow
-    assert rule.startswith("stratified by class")
+    matched = real_set(store, "train", samples, seed=0)
+    assert (
+        matched.class_counts == {1: 3, 0: 1} and "stratified by class" in matched.record()["real_selection"]
+    )
+    windows = list(matched.windows(FRAMES, 8))
+    labels = [_label_of(store, w) for w in windows]
+    assert labels.count("stripes") == 6 and labels.count("checkers") == 2  # 3:1 like the generated clips
+    assert matched.key("data") != plain.key("data")  # the statistics cache tells them apart
 
     frames = np.zeros((3, FRAMES, SIZE, SIZE, 3), dtype=np.uint8)
     np.save(samples / "clips" / "frames.npy", frames)
@@ -162,3 +161,12 @@ def test_real_clips_follow_the_class_mix_of_class_conditional_samples(tmp_path: 
     assert (
         n == 3 and "sampler's uint8 frames" in source and all(v.shape == frames.shape[1:] for v in videos())
     )
+
+
+def _label_of(store: ClipStore, window: np.ndarray) -> str:
+    """The class of the video a window was cut from (windows are byte-exact copies of stored frames)."""
+    for i in range(len(store)):
+        clip = np.asarray(store[i])
+        if any(np.array_equal(window[0], frame) for frame in clip):
+            return store.label_names[store.labels()[i]]
+    raise AssertionError("window not found in the store")

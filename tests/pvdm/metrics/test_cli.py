@@ -23,7 +23,7 @@ def write_videos(folder, seed: int, n: int, frames: int = 16, size: int = 32) ->
 @pytest.mark.slow
 def test_fvd_between_two_folders(tmp_path):
     real, fake = tmp_path / "real", tmp_path / "fake"
-    write_videos(real, seed=0, n=2, frames=24)  # 24 frames: 1 clip of 8 per video per pass, round-robin
+    write_videos(real, seed=0, n=2, frames=24)  # 2 videos for 4 clips: 2 windows each, spread over 24 frames
     write_videos(fake, seed=1, n=4)
     args = [
         str(real),
@@ -50,6 +50,14 @@ def test_fvd_between_two_folders(tmp_path):
     cached = json.loads((tmp_path / "fvd.json").read_text())
     assert cached["real_stats_cached"] is True
     assert cached["fvd"] == pytest.approx(record["fvd"], rel=1e-9)
+    assert record["window_seed"] == 0 and record["window_rule"].startswith("stylegan-v")
+
+    other = runner.invoke(
+        main, ["fvd", *args, "--seed", "1"]
+    )  # other real windows: not the cached statistics
+    assert other.exit_code == 0, other.output
+    reseeded = json.loads((tmp_path / "fvd.json").read_text())
+    assert reseeded["real_stats_cached"] is False and reseeded["window_seed"] == 1
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):
