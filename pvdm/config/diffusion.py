@@ -107,6 +107,9 @@ class DiffusionTrainConfig(TrainConfig):
     betas: list[float] = Field(default_factory=lambda: [0.9, 0.999], min_length=2, max_length=2)
     grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 disables clipping")
     ema_decay: float = Field(0.9999, ge=0.0, le=1.0)
+    ema_every: int = Field(
+        1, ge=1, description="update the EMA every N optimizer steps (the official PVDM code: 25 at decay 0.9999)"
+    )
     ema_warmup: bool = Field(
         True, description="use min(decay, (1 + n) / (10 + n)) after n updates, so early EMA tracks the model"
     )

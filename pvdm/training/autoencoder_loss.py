@@ -1,7 +1,7 @@
 """Autoencoder objective: pixel L1 + LPIPS, and the optional hinge GAN with feature matching.
 
-Each term is a small function; the step function decides which are active. The official code's "L1" was in fact
-L2 (a bug): ours is L1.
+Each term is a small function; the step function decides which are active. The pixel term is L1, as in the official
+PVDM code (`pixel_loss: mse` is there for the 3D-VQGAN family, whose slides use MSE).
 """
 
 from __future__ import annotations
@@ -74,5 +74,6 @@ def generator_adversarial_loss(
         _, real_feats = _scores(disc, x, frame_index)
     fake, fake_feats = _scores(disc, x_rec, frame_index)
     g_loss = sum(-f.mean() for f in fake)
-    fm = sum(F.l1_loss(f, r) for f, r in zip(fake_feats, real_feats, strict=True)) / len(fake_feats)
+    # summed over the discriminators' layers, as the reference implementation does (a mean is ~8x weaker)
+    fm = sum(F.l1_loss(f, r) for f, r in zip(fake_feats, real_feats, strict=True))
     return g_loss, fm

@@ -116,7 +116,7 @@ def train_diffusion(
         return diffusion_train_step(
             state.model, state.ema, state.optimizer, b.z, b.z_prev, state.schedule, t,
             device=ctx.device, precision=runtime.precision, generator=step_generator(runtime.seed, step, ctx.rank),
-            has_prev=b.has_prev, label=label,
+            has_prev=b.has_prev, label=label, update_ema=(step + 1) % t.ema_every == 0,
         )  # fmt: skip
 
     def checkpoint_fn(step: int, hist: History) -> dict[str, Any]:

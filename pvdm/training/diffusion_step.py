@@ -27,6 +27,7 @@ def diffusion_train_step(
     generator: torch.Generator,
     has_prev: torch.Tensor | None = None,
     label: torch.Tensor | None = None,
+    update_ema: bool = True,
 ) -> dict[str, float]:
     """Eps-prediction step with PVDM's joint conditional / unconditional objective, then an EMA update.
 
@@ -48,5 +49,6 @@ def diffusion_train_step(
     loss.backward()
     grad_norm = clip_gradients(model.parameters(), cfg.grad_clip)
     optimizer.step()
-    ema.update(model)
+    if update_ema:  # every `ema_every` steps, as the official code averages
+        ema.update(model)
     return {"loss": loss.item(), "grad_norm": grad_norm, "cond_fraction": use_prev.float().mean().item()}

@@ -174,3 +174,16 @@ def test_class_conditional_training_records_the_classes_and_refuses_a_mismatch(t
         train_diffusion(cfg(3), RUNTIME, ds, SPEC, LocalContext(tmp_path / "bad"))
     train_diffusion(cfg(0), RUNTIME, ds, SPEC, LocalContext(tmp_path / "uncond"))  # labels ignored
     assert load_diffusion(load_checkpoint(latest_checkpoint(tmp_path / "uncond"))).label_names == []
+
+
+def test_ema_is_updated_every_ema_every_steps(tmp_path: Path) -> None:
+    cfg = DiffusionConfig(
+        denoiser=TriplaneUNetConfig(model_channels=8, channel_mult=[1], num_res_blocks=1, attention_resolutions=[],
+                                    num_heads=2, norm_groups=4),
+        train=DiffusionTrainConfig(steps=6, batch_size=2, checkpoint_every=6, log_every=3, ema_every=3),
+    )  # fmt: skip
+    ds = LatentPairDataset(latent_store(tmp_path), "train")
+    train_diffusion(cfg, RUNTIME, ds, SPEC, LocalContext(tmp_path / "ckpt"))
+    assert (
+        load_checkpoint(latest_checkpoint(tmp_path / "ckpt"))["ema"]["num_updates"] == 2
+    )  # after steps 3 and 6
