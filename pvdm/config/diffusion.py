@@ -108,7 +108,9 @@ class DiffusionTrainConfig(TrainConfig):
     grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 disables clipping")
     ema_decay: float = Field(0.9999, ge=0.0, le=1.0)
     ema_every: int = Field(
-        1, ge=1, description="update the EMA every N optimizer steps (the official PVDM code: 25 at decay 0.9999)"
+        1,
+        ge=1,
+        description="update the EMA every N optimizer steps (the official PVDM code: 25 at decay 0.9999)",
     )
     ema_warmup: bool = Field(
         True, description="use min(decay, (1 + n) / (10 + n)) after n updates, so early EMA tracks the model"

@@ -130,9 +130,44 @@ class TrainedDiffusion:
         return self.latent_spec.bound if self.config.process.clip_x0 else None
 
 
+# Parameter names that changed: checkpoints written before keep loading.
+RENAMED_PARAMETERS = (("time_embed.", "embed.time."), ("label_embed.", "embed.label."))
+
+
+def _renamed(state: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in state.items():
+        for old, new in RENAMED_PARAMETERS:
+            if key.startswith(old):
+                key = new + key[len(old) :]
+        out[key] = value
+    return out
+
+
+def upgrade_diffusion_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """A diffusion checkpoint with today's parameter names (and, before latent specs, a triplane spec)."""
+    payload = dict(payload, model=_renamed(payload["model"]))
+    if "ema" in payload:
+        payload["ema"] = dict(payload["ema"], shadow=_renamed(payload["ema"]["shadow"]))
+    config = payload["config"]
+    if "latent_spec" not in config and "latent_shape" in config:  # written before model families
+        from pvdm.models.latent import LatentShape, triplane_spec
+
+        payload["config"] = {
+            **config,
+            "latent_spec": triplane_spec(LatentShape(**config["latent_shape"])).to_dict(),
+        }
+    if "diffusion" in payload["config"] and "unet" in payload["config"]["diffusion"]:
+        diffusion = dict(payload["config"]["diffusion"])
+        diffusion["denoiser"] = {"type": "triplane_unet", **diffusion.pop("unet")}
+        payload["config"] = {**payload["config"], "diffusion": diffusion}
+    return payload
+
+
 def load_diffusion(payload: dict[str, Any], use_ema: bool = True) -> TrainedDiffusion:
     """Rebuild a trained denoiser (EMA weights by default) with its noise schedule and latent spec."""
     _check_kind(payload, "diffusion")
+    payload = upgrade_diffusion_payload(payload)
     cfg = DiffusionConfig.model_validate(payload["config"]["diffusion"])
     spec = LatentSpec.from_dict(payload["config"]["latent_spec"])
     model = build_denoiser(cfg, spec)

@@ -151,3 +151,25 @@ def load_autoencoder_spec(path: Path):
     from pvdm.families.registry import load_autoencoder
 
     return load_autoencoder(load_checkpoint(path)).latent_spec
+
+
+def test_a_checkpoint_written_before_model_families_still_loads(checkpoints: tuple[Path, Path]) -> None:
+    """The pre-family layout: config `unet` and `latent_shape`, parameters `time_embed.*`: loaded as today's."""
+    from pvdm.checkpoint import load_checkpoint
+    from pvdm.families.registry import load_diffusion
+
+    new = load_checkpoint(checkpoints[1])
+    old = dict(new)
+    old["model"] = {k.replace("embed.time.", "time_embed."): v for k, v in new["model"].items()}
+    old["ema"] = dict(new["ema"], shadow={k.replace("embed.time.", "time_embed."): v
+                                          for k, v in new["ema"]["shadow"].items()})  # fmt: skip
+    diffusion = {k: v for k, v in new["config"]["diffusion"].items() if k != "denoiser"}
+    unet = {
+        k: v for k, v in new["config"]["diffusion"]["denoiser"].items() if k not in ("type", "num_classes")
+    }
+    layout = new["config"]["latent_spec"]["layout"]
+    old["config"] = {"diffusion": diffusion | {"unet": unet}, "latent_shape": layout}
+    assert any(k.startswith("time_embed.") for k in old["model"])
+    loaded, today = load_diffusion(old), load_diffusion(new)
+    for key, value in today.model.state_dict().items():
+        torch.testing.assert_close(loaded.model.state_dict()[key], value, msg=key)
