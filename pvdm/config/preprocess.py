@@ -54,6 +54,14 @@ class PreprocessConfig(StrictModel):
     class_file: str | None = Field(
         None, description="class-index file inside the raw folder for labels: file (UCF-101's classInd.txt)"
     )
+    split_from: Literal["auto", "folders", "lists", "fraction"] = Field(
+        "auto",
+        description="where the train/test split comes from: auto = the lists when given, else the dataset's own "
+        "train/ and val|test/ folders when every video is in one, else test_fraction",
+    )
+    allow_outside_paths: bool = Field(
+        False, description="let test_list, train_list and class_file name files outside the raw folder"
+    )
     min_size: int = Field(8, ge=1, description="reject videos whose width or height is below this (pixels)")
     max_aspect_ratio: float = Field(
         3.0, ge=1.0, description="reject videos with long side / short side above this"

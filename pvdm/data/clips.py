@@ -52,6 +52,8 @@ class ClipStore:
         self.manifest: pd.DataFrame = pd.read_parquet(path)
         if "label" not in self.manifest.columns:  # stores written before labels were part of the contract
             self.manifest["label"] = UNLABELLED
+        if "split_source" not in self.manifest.columns:  # ... and before the split's origin was recorded
+            self.manifest["split_source"] = "unknown"
         missing = [c for c in MANIFEST_COLUMNS if c not in self.manifest.columns]
         if missing:
             raise ValueError(f"{path}: columns missing: {', '.join(missing)}")

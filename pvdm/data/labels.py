@@ -14,8 +14,9 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from pvdm.data.layout import UNLABELLED
+from pvdm.data.sources import TEST_FOLDERS, TRAIN_FOLDERS, confined
 
-SPLIT_FOLDERS = {"train", "training", "val", "valid", "validation", "test", "testing"}
+SPLIT_FOLDERS = {*TRAIN_FOLDERS, *TEST_FOLDERS}
 
 
 class LabelError(ValueError):
@@ -49,18 +50,16 @@ def read_class_index(path: Path) -> list[str]:
     return names
 
 
-def class_file_path(raw: Path, class_file: str) -> Path:
-    """The class-index file, which must lie inside the raw folder (a params value cannot point elsewhere)."""
-    path = (raw / class_file).resolve()
-    if not path.is_relative_to(raw.resolve()):
-        raise LabelError(f"preprocess.class_file: {class_file!r} is outside the raw folder {raw}")
-    if not path.is_file():
-        raise LabelError(f"preprocess.class_file: {path} does not exist")
-    return path
+def class_file_path(raw: Path, class_file: str, allow_outside: bool = False) -> Path:
+    """The class-index file, inside the raw folder unless preprocess.allow_outside_paths says otherwise."""
+    try:
+        return confined(raw, class_file, "preprocess.class_file", allow_outside)
+    except FileNotFoundError as err:
+        raise LabelError(str(err)) from None
 
 
 def assign_labels(
-    sources: list[str], mode: str, raw: Path, class_file: str | None = None
+    sources: list[str], mode: str, raw: Path, class_file: str | None = None, allow_outside: bool = False
 ) -> tuple[list[str], dict[str, int]]:
     """(class names, label of every source: an index into names or -1)."""
     if mode == "none":
@@ -71,6 +70,6 @@ def assign_labels(
     else:
         if not class_file:
             raise LabelError("preprocess.labels is 'file' but preprocess.class_file is not set")
-        names = read_class_index(class_file_path(raw, class_file))
+        names = read_class_index(class_file_path(raw, class_file, allow_outside))
     index = {name: i for i, name in enumerate(names)}
     return names, {s: index.get(f, UNLABELLED) if f is not None else UNLABELLED for s, f in folders.items()}

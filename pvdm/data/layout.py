@@ -18,6 +18,7 @@ MANIFEST_COLUMNS = [
     "shard",  # shard file relative to the store root
     "shard_row",  # the clip's row in its shard
     "label",  # class id (index into labels.json's names), -1 = unlabelled
+    "split_source",  # where the split came from: lists, the dataset's folders, or a seeded fraction
 ]
 LABELS = "labels.json"  # {"names": [...]}: the class names, label i = names[i]; [] for unlabelled data
 UNLABELLED = -1

@@ -42,6 +42,8 @@ from pvdm.data.report import PreprocessReport, ProcessedVideo
 from pvdm.data.sources import (
     Candidate,
     HashCache,
+    confined,
+    folder_split,
     list_raw,
     listed_split,
     read_video_list,
@@ -85,8 +87,8 @@ def run_preprocess(
     jobs, listed = _plan(raw, out, spec, cfg, report)
     report.timings["plan"] = time.perf_counter() - start
     records = _reuse_or_decode(jobs, cfg.workers, progress, report)
-    splits = listed if listed is not None else _seeded_splits(jobs, records, cfg)
-    names, labels = assign_labels([j.source for j in jobs], cfg.labels, raw, cfg.class_file)
+    splits, report.split_source = _splits(jobs, records, listed, cfg)
+    names, labels = assign_labels([j.source for j in jobs], cfg.labels, raw, cfg.class_file, cfg.allow_outside_paths)
     manifest, stats = _collect(jobs, records, splits, labels, spec, report)
     _write_manifest(out, manifest)
     write_text_atomic(out / LABELS, json.dumps({"names": names}))
@@ -175,6 +177,23 @@ def _hash_and_dedupe(
     return unique
 
 
+def _splits(
+    jobs: list[Job], records: dict[str, SourceRecord], listed: dict[str, str] | None, cfg: PreprocessConfig
+) -> tuple[dict[str, str], str]:
+    """(split of every source, where the splits came from): the lists when given; the dataset's own train/ and
+    val|test/ folders when every video lies in one (preprocess.split_from: auto or folders); else a seeded fraction."""
+    if listed is not None:
+        return listed, "lists (preprocess.test_list / train_list)"
+    by_folder = {j.source: folder_split(j.source) for j in jobs}
+    if cfg.split_from == "folders" or (cfg.split_from == "auto" and by_folder and None not in by_folder.values()):
+        missing = [s for s, split in by_folder.items() if split is None]
+        if missing:
+            raise FileNotFoundError(f"preprocess.split_from is 'folders' but {missing[0]} is in no train/ or test/ folder")
+        return by_folder, "folders (train/ and val|test/)"
+    rule = f"fraction (test_fraction {cfg.test_fraction}, seed {cfg.seed})"
+    return _seeded_splits(jobs, records, cfg), rule
+
+
 def _seeded_splits(
     jobs: list[Job], records: dict[str, SourceRecord], cfg: PreprocessConfig
 ) -> dict[str, str]:
@@ -192,9 +211,7 @@ def _listed_splits(
     lists = {}
     for name, path in (("test", cfg.test_list), ("train", cfg.train_list)):
         if path is not None:
-            file = Path(path) if Path(path).is_absolute() else raw / path
-            if not file.is_file():
-                raise FileNotFoundError(f"preprocess.{name}_list: {file} does not exist")
+            file = confined(raw, path, f"preprocess.{name}_list", cfg.allow_outside_paths)
             lists[name] = read_video_list(file)
     split, excluded = listed_split(sources, lists.get("test"), lists.get("train"))
     report.excluded = [asdict(r) for r in excluded]
@@ -305,7 +322,7 @@ def _collect(
             fps = record.fps / spec.frame_stride
             rows.append([
                 clip_id, job.source, job.content_hash, index, start, spec.frame_stride, spec.frames, fps,
-                spec.frames / fps, split, f"{SHARD_DIR}/{shard.name}", row, labels[job.source],
+                spec.frames / fps, split, f"{SHARD_DIR}/{shard.name}", row, labels[job.source], report.split_source,
             ])  # fmt: skip
             lo, hi, mean, std = record.stats[row]
             stats.append([clip_id, *shape[1:], str(dtype), lo, hi, mean, std])

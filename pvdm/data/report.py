@@ -46,6 +46,7 @@ class PreprocessReport:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase: plan, decode, validate
     validation: dict[str, Any] = field(default_factory=dict)  # {success, failed: [...]}
     status: str = "ok"  # "ok" or "failed: <why>"
+    split_source: str = ""  # where the train/test split came from
 
     @property
     def video_files(self) -> int:
@@ -102,6 +103,7 @@ class PreprocessReport:
             f"{c['duplicates']} duplicates, {c['excluded']} excluded, {c['ignored']} other files ignored.",
             f"Decoded {c['decoded']} videos this run ({c['decoded_frames']} frames, "
             f"{c['decode_frames_per_second']} frames/s), reused {c['reused']}; {c['seconds']} s in all.",
+            f"Split from: {self.split_source or 'not decided'}.",
         ]
         lines += _section("Rejected", [f"`{r['source']}`: {r['reason']}" for r in self.rejected])
         lines += _section(

@@ -147,6 +147,34 @@ def read_video_list(path: Path) -> set[str]:
     return names
 
 
+TRAIN_FOLDERS, TEST_FOLDERS = ("train", "training"), ("val", "valid", "validation", "test", "testing")
+
+
+def folder_split(source: str) -> str | None:
+    """The split a dataset's own folders give a raw-relative path (SkyTimelapse's train/ and test/, StyleGAN-V's
+    train/ and val/): the first split-named folder on its path, or None."""
+    for part in source.split("/")[:-1]:
+        if part.lower() in TRAIN_FOLDERS:
+            return "train"
+        if part.lower() in TEST_FOLDERS:
+            return "test"
+    return None
+
+
+def confined(raw: Path, path: str, key: str, allow_outside: bool) -> Path:
+    """A file a params value names, resolved inside the raw folder; outside it only with the explicit flag
+    (preprocess.allow_outside_paths), so a value cannot make the stage read /proc/self/environ or ~/.aws."""
+    resolved = (raw / path).resolve()  # an absolute `path` stays itself
+    if not allow_outside and not resolved.is_relative_to(raw.resolve()):
+        raise FileNotFoundError(
+            f"{key}: {path!r} is outside the raw folder {raw}; put it there, or set "
+            "preprocess.allow_outside_paths: true to read it anyway"
+        )
+    if not resolved.is_file():
+        raise FileNotFoundError(f"{key}: {resolved} does not exist")
+    return resolved
+
+
 def seeded_split(content_hashes: list[str], test_fraction: float, seed: int) -> dict[str, str]:
     """Split videos by a hash of (seed, content): a video keeps its split when others are added or removed.
 

@@ -57,3 +57,36 @@ def test_preprocess_writes_labels_into_the_clip_store(tmp_path: Path) -> None:
     by_source = dict(zip(store.manifest["source"], store.labels(), strict=True))
     assert by_source == {"checkers/synth_0001.mp4": 0, "checkers/synth_0003.mp4": 0,
                          "stripes/synth_0000.mp4": 1, "stripes/synth_0002.mp4": 1}  # fmt: skip
+
+
+def test_the_datasets_own_train_and_test_folders_decide_the_split(tmp_path: Path) -> None:
+    """SkyTimelapse / StyleGAN-V layout: raw/train/<class>/... and raw/val/<class>/...; both classes and splits."""
+    generate_videos(tmp_path / "gen", 4, size=16, frames=16, fps=8, seed=0, classes=True)
+    for path in sorted((tmp_path / "gen").rglob("*.mp4")):
+        split = "val" if path.stem.endswith(("2", "3")) else "train"
+        target = tmp_path / "raw" / split / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(target)
+    cfg = PreprocessConfig(labels="folder", workers=1, test_fraction=0.5)
+    report = run_preprocess(tmp_path / "raw", tmp_path / "clips", DataConfig(resolution=16, frames=8), cfg,
+                            progress=False)  # fmt: skip
+    store = ClipStore(tmp_path / "clips")
+    split_of = dict(zip(store.manifest["source"], store.manifest["split"], strict=True))
+    assert split_of == {"train/checkers/synth_0001.mp4": "train", "train/stripes/synth_0000.mp4": "train",
+                        "val/checkers/synth_0003.mp4": "test", "val/stripes/synth_0002.mp4": "test"}  # fmt: skip
+    assert set(store.manifest["split_source"]) == {"folders (train/ and val|test/)"}
+    assert "Split from: folders" in report.summary() and store.label_names == ["checkers", "stripes"]
+
+
+def test_a_split_list_outside_the_raw_folder_needs_the_explicit_flag(tmp_path: Path) -> None:
+    generate_videos(tmp_path / "raw", 2, size=16, frames=16, fps=8, seed=0)
+    outside = tmp_path / "testlist.txt"
+    outside.write_text("synth_0000.mp4\n")
+    data = DataConfig(resolution=16, frames=8)
+    for name in (str(outside), "../testlist.txt", "/proc/self/environ"):
+        with pytest.raises(FileNotFoundError, match="outside the raw folder"):
+            run_preprocess(tmp_path / "raw", tmp_path / "clips", data, PreprocessConfig(test_list=name, workers=1),
+                           progress=False)  # fmt: skip
+    cfg = PreprocessConfig(test_list=str(outside), allow_outside_paths=True, workers=1)
+    run_preprocess(tmp_path / "raw", tmp_path / "clips", data, cfg, progress=False)
+    assert ClipStore(tmp_path / "clips").indices("test")
