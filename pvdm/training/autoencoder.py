@@ -17,7 +17,13 @@ from pvdm.models.discriminator import VideoDiscriminator
 from pvdm.training.autoencoder_loss import PerceptualFn
 from pvdm.training.autoencoder_step import AutoencoderTrainState, autoencoder_train_step
 from pvdm.training.loop import History, Metrics, TrainContext, per_rank_batch_size, run_steps, seed_everything
-from pvdm.training.schedule import global_batch_indices, rank_slice, step_generator
+from pvdm.training.schedule import (
+    global_batch_indices,
+    learning_rate,
+    rank_slice,
+    set_learning_rate,
+    step_generator,
+)
 
 
 def build_autoencoder_state(
@@ -112,6 +118,7 @@ def train_autoencoder(
         batch = global_batch_indices(len(dataset), per_rank * ctx.world_size, step, runtime.seed)
         x = load_batch(dataset, rank_slice(batch, ctx.rank, ctx.world_size), ctx.device)
         generator = step_generator(runtime.seed, step, ctx.rank)
+        set_learning_rate(state.optimizer, learning_rate(t, step))
         return autoencoder_train_step(
             state, x, cfg.loss, step, grad_clip=t.grad_clip, precision=runtime.precision, generator=generator
         )

@@ -18,7 +18,13 @@ from pvdm.families.registry import build_denoiser, denoiser_record
 from pvdm.families.roles import LatentSpec
 from pvdm.training.diffusion_step import diffusion_train_step
 from pvdm.training.loop import History, Metrics, TrainContext, per_rank_batch_size, run_steps, seed_everything
-from pvdm.training.schedule import global_batch_indices, rank_slice, step_generator
+from pvdm.training.schedule import (
+    global_batch_indices,
+    learning_rate,
+    rank_slice,
+    set_learning_rate,
+    step_generator,
+)
 
 
 @dataclass
@@ -113,6 +119,7 @@ def train_diffusion(
         batch = global_batch_indices(len(dataset), per_rank * ctx.world_size, step, runtime.seed)
         b = load_batch(dataset, rank_slice(batch, ctx.rank, ctx.world_size), ctx.device)
         label = b.label if bare.num_classes else None  # unconditional models never see labels
+        set_learning_rate(state.optimizer, learning_rate(t, step))
         return diffusion_train_step(
             state.model, state.ema, state.optimizer, b.z, b.z_prev, state.schedule, t,
             device=ctx.device, precision=runtime.precision, generator=step_generator(runtime.seed, step, ctx.rank),

@@ -6,7 +6,11 @@ at step k continues exactly as the uninterrupted run would, with no sampler stat
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from pvdm.config.training import TrainConfig
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -37,3 +41,20 @@ def rank_slice(indices: list[int], rank: int, world_size: int) -> list[int]:
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     """A CPU generator for the random draws of one step on one worker."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 997 + rank)
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """The learning rate of 0-based `step`: linear warm-up, then constant or cosine to final_lr_fraction * lr.
+    A pure function of the step, so a resumed run continues the schedule exactly with no state to save."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    floor = cfg.final_lr_fraction
+    return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

@@ -187,3 +187,31 @@ def test_ema_is_updated_every_ema_every_steps(tmp_path: Path) -> None:
     assert (
         load_checkpoint(latest_checkpoint(tmp_path / "ckpt"))["ema"]["num_updates"] == 2
     )  # after steps 3 and 6
+
+
+def test_the_learning_rate_schedule_is_applied_and_a_function_of_the_step() -> None:
+    from pvdm.training.schedule import learning_rate
+
+    cfg = TrainConfig(steps=100, lr=1.0, warmup_steps=10, lr_schedule="cosine", final_lr_fraction=0.1)
+    golden = {0: 0.1, 4: 0.5, 9: 1.0, 10: 1.0, 55: 0.55, 99: 0.1, 150: 0.1}
+    for step, lr in golden.items():
+        assert learning_rate(cfg, step) == pytest.approx(lr, abs=1e-3), step
+    assert learning_rate(TrainConfig(lr=0.3), 500) == 0.3  # constant, no warm-up: the old behaviour
+
+
+def test_the_autoencoder_loop_sets_the_scheduled_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = []
+    cfg = ae_cfg(4).model_copy(update={"train": TrainConfig(steps=4, batch_size=2, lr=1e-3, warmup_steps=4,
+                                                            checkpoint_every=4, log_every=1)})  # fmt: skip
+    ctx = LocalContext(tmp_path / "ckpt")
+    original = torch.optim.AdamW.step
+
+    def recording(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording)
+    train_autoencoder(cfg, DATA, RUNTIME, clips(), ctx)
+    assert seen == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
