@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -105,22 +107,58 @@ def parent_run_id(pid: str) -> str:
     return run.info.run_id
 
 
+LAST_STAGE = "evaluate"  # when it finishes, the pipeline's parent run is finished too
+
+
+class StageTerminated(BaseException):
+    """SIGTERM reached a stage: its MLflow run ends as KILLED (not left RUNNING forever)."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise StageTerminated(f"signal {signum}")
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, params: Mapping[str, Any], deps: list[str]) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run for one stage with its params, lineage and tags; nested under the pipeline's parent."""
+    """An MLflow run for one stage with its params, lineage and tags; nested under the pipeline's parent.
+
+    It ends FINISHED, FAILED (an error) or KILLED (SIGTERM); a failed stage fails the parent run, and the last
+    stage finishing finishes it."""
     configure()
     pid = pipeline_id()
+    parent = parent_run_id(pid)
     tags = {
-        "mlflow.parentRunId": parent_run_id(pid),
+        "mlflow.parentRunId": parent,
         "pvdm.pipeline_id": pid,
         "pvdm.stage": stage,
         "pvdm.kind": "stage",
         "pvdm.git_commit": git_commit(),
         **dvc_lineage(deps),
     }
-    with mlflow.start_run(run_name=stage, tags=tags) as run:
-        mlflow.log_params(flatten(params))
-        yield run
+    previous = (
+        signal.signal(signal.SIGTERM, _terminate)
+        if threading.current_thread() is threading.main_thread()
+        else None
+    )
+    client, run_id = MlflowClient(), None
+    try:
+        with mlflow.start_run(run_name=stage, tags=tags) as run:
+            run_id = run.info.run_id
+            mlflow.log_params(flatten(params))
+            yield run
+    except StageTerminated:
+        if run_id is not None:
+            client.set_terminated(run_id, "KILLED")
+        client.set_terminated(parent, "KILLED")
+        raise SystemExit(143) from None
+    except BaseException:
+        client.set_terminated(parent, "FAILED")
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if stage == LAST_STAGE:
+        client.set_terminated(parent, "FINISHED")
 
 
 class MetricSink:

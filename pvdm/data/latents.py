@@ -52,6 +52,7 @@ def write_latent_store(
     if latents is not None and (latents.shape[1:] != spec.shape or len(manifest) != len(latents)):
         raise ValueError(f"latents {latents.shape} do not match {spec.shape} and {len(manifest)} manifest rows")
     root.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(root)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     meta = {
         "spec": spec.to_dict(),
@@ -66,10 +67,28 @@ def write_latent_store(
         meta["clips"] = os.path.relpath(Path(clips).resolve(), root.resolve())  # relative: the project can move
     manifest[MANIFEST_COLUMNS].to_parquet(tmp / "manifest.parquet", index=False)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    if root.exists():
-        shutil.rmtree(root)
-    os.replace(tmp, root)
+    swap_in(tmp, root)
     return root
+
+
+def swap_in(new: Path, root: Path) -> None:
+    """Put the folder `new` at `root`: the old store is renamed aside, the new one renamed in, the old deleted.
+    Each rename is atomic; a kill between them leaves the old store aside, and the next write (or this one's
+    start, see remove_leftovers) deletes whatever a killed write left."""
+    if root.exists():
+        aside = root.with_name(f".{root.name}.old-{os.getpid()}")
+        os.replace(root, aside)
+        os.replace(new, root)
+        shutil.rmtree(aside)
+    else:
+        os.replace(new, root)
+
+
+def remove_leftovers(root: Path) -> None:
+    """Temporary and set-aside folders of writes that were killed (`.<name>.*` beside the store)."""
+    for path in root.parent.glob(f".{root.name}.*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class LatentStore:

@@ -215,3 +215,11 @@ def test_the_autoencoder_loop_sets_the_scheduled_rate(
     monkeypatch.setattr(torch.optim.AdamW, "step", recording)
     train_autoencoder(cfg, DATA, RUNTIME, clips(), ctx)
     assert seen == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+
+
+def test_a_killed_latent_write_leaves_nothing_behind_after_the_next(tmp_path: Path) -> None:
+    root = latent_store(tmp_path)
+    (tmp_path / ".latents.abc123").mkdir()  # a write killed before its swap
+    (tmp_path / ".latents.old-42").mkdir()  # ... or between the two renames
+    latent_store(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latents"] and LatentStore(root).spec == SPEC
