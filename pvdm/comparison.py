@@ -8,7 +8,7 @@ then measures:
     parameters          of the autoencoder and the denoiser
     train s/step        wall seconds per optimizer step of each training loop (autoencoder, diffusion)
     train memory        GPU: the largest diffusion training batch that fits (searched, one process per try);
-                        CPU: peak-RSS growth per clip of a diffusion training step (batch 2 minus batch 1)
+                        CPU: peak-RSS growth per clip of a diffusion training step (batch 5 against batch 1)
     sample s/video      wall seconds per generated clip (the sampler's steps plus decoding), and its peak memory
                         (CUDA max allocated on GPU, peak RSS above the baseline on CPU)
     fvd_16              of the sampled clips as the sampler produced them (uint8, no video codec in between)
@@ -140,7 +140,8 @@ def _train_step_peak(args: tuple[Params, LatentSpec, int, str]) -> dict[str, Any
 
     params, spec, batch, device_name = args
     device = torch.device(device_name)
-    baseline = current_rss()
+    reset_peak(device)
+    baseline = current_rss() if device.type == "cpu" else 0
     state = build_diffusion_state(params.diffusion, spec, device)
     generator = torch.Generator().manual_seed(0)
     z = torch.randn(batch, *spec.shape, generator=generator)
@@ -158,26 +159,30 @@ def _train_step_peak(args: tuple[Params, LatentSpec, int, str]) -> dict[str, Any
     return {"peak_bytes": peak_memory(device, baseline)}
 
 
+SMALL, LARGE = 1, 5  # CPU: the per-clip memory is the peak difference between these batches, over their gap
+
+
 def training_memory(
     params: Params, spec: LatentSpec, device: torch.device, limit: int = 256
 ) -> dict[str, float]:
-    """GPU: the largest diffusion training batch that fits; CPU: peak-RSS growth per clip (batch 2 - batch 1)."""
+    """GPU: the largest diffusion training batch that fits; CPU: peak-RSS growth per clip between a batch of 1
+    and one of 5 (a gap of 4 clips, so the allocator's noise is small against it)."""
     run = lambda batch: in_fresh_process(_train_step_peak, (params, spec, batch, device.type))  # noqa: E731
     if device.type == "cuda":
         largest, at_limit = search_largest(lambda b: not run(b).get("oom"), limit)
         return {"max_train_batch": float(largest), "max_train_batch_at_limit": float(at_limit)}
-    one, two = run(1), run(2)
-    for result in (one, two):
+    small, large = run(SMALL), run(LARGE)
+    for result in (small, large):
         if "error" in result:
             raise RuntimeError(f"measuring training memory failed: {result['error']}")
-    return {"train_mb_per_sample": (two["peak_bytes"] - one["peak_bytes"]) / MB}
+    return {"train_mb_per_sample": (large["peak_bytes"] - small["peak_bytes"]) / (LARGE - SMALL) / MB}
 
 
 def sampling_cost(model: VideoModel, n: int, cfg: SampleConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """n clips from the model, with the wall seconds per clip and the peak memory of the sampling."""
     device, out = model.device, {}
-    baseline = current_rss()
-    reset_peak(device)
+    reset_peak(device)  # first: it may hand freed heap back to the OS, lowering the RSS
+    baseline = current_rss() if device.type == "cpu" else 0
 
     def draw() -> None:
         out["clips"] = sample_clips(model, n, cfg, make_generator(device, cfg.seed))
