@@ -6,7 +6,7 @@ import json
 
 from pipelines.paths import METRICS, PLOTS, REPORTS, ROOT, SAMPLES
 
-SHOWN = ("fvd_16", "fvd_noise_latents", "fvd_long", "motion_real", "motion_fake", "recon_psnr", "recon_ssim",
+SHOWN = ("fvd_16", "fvd_real_halves", "fvd_noise_latents", "fvd_long", "motion_real", "motion_fake", "recon_psnr", "recon_ssim",
          "recon_lpips", "recon_fvd", "n_real", "n_fake")  # fmt: skip
 
 
