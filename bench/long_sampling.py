@@ -31,7 +31,7 @@ def model_for(preset: Path, device: torch.device) -> VideoModel:
     ae = build_autoencoder(params.autoencoder, params.data).to(device).eval()
     denoiser = build_denoiser(params.diffusion, ae.latent_spec).to(device).eval()
     diffusion = TrainedDiffusion(
-        denoiser, make_schedule(params.diffusion.process), params.diffusion, ae.latent_spec
+        denoiser, make_schedule(params.diffusion.process), params.diffusion, ae.latent_spec, label_names=[]
     )
     return VideoModel(ae, diffusion, device)
 
