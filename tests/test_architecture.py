@@ -1,4 +1,4 @@
-"""The layering rule of DESIGN.md section 3: pvdm never imports pipelines, prefect, mlflow, ray or dvc."""
+"""The layering rules of DESIGN.md section 3 and the model-family seam, held by import-linter (pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -13,4 +13,6 @@ def test_import_linter_contract_holds() -> None:
     exe = Path(sys.executable).with_name("lint-imports")
     result = subprocess.run([str(exe)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
+    assert (
+        "3 kept, 0 broken" in result.stdout
+    )  # layering, models loaded outside training, Ray in training stages only

@@ -53,8 +53,14 @@ def test_vqgan_family_trains_caches_and_samples_by_class(tmp_path: Path) -> None
     store = cache_latents(ae, tmp_path / "clips", tmp_path / "latents", autoencoder_sha256="0" * 64)
     assert store.spec.codebook_size == 32 and store.latents.shape[1:] == (4, 4, 4, 4)
     assert store.label_names == ["checkers", "stripes"]
-    latents = torch.from_numpy(store.latents[:].astype("float32"))
-    assert abs(float(latents.mean())) < 0.5 and 0.5 < float(latents.std()) < 2  # normalised
+    # the cache holds the encoder's output normalised by the checkpoint's running statistics (at demo size, after
+    # 800 steps, the cached latents have mean 0.00 and std 0.96; 20 steps are too few for the statistics to settle)
+    x = ClipDataset(tmp_path / "clips")[0][None]
+    with torch.no_grad():
+        z_e = ae.encoder(x)
+        torch.testing.assert_close(ae._denormalise(ae.encode(x)), z_e, rtol=1e-4, atol=1e-4)
+    cached = torch.from_numpy(store.latents[0].astype("float32"))
+    torch.testing.assert_close(cached, ae.encode(x)[0], rtol=2e-3, atol=2e-3)  # float16 storage
 
     dataset = LatentPairDataset(tmp_path / "latents")
     train_diffusion(params.diffusion, params.runtime, dataset, store.spec, LocalContext(tmp_path / "diff"))
@@ -65,8 +71,12 @@ def test_vqgan_family_trains_caches_and_samples_by_class(tmp_path: Path) -> None
     cfg = SampleConfig(steps=3, batch_size=2, guidance=2.0)
     labels = torch.tensor([0, 1])
     clips = sample_clips(model, 2, cfg, make_generator(model.device, 0), labels)
-    other = sample_clips(model, 2, cfg, make_generator(model.device, 0), labels.flip(0))
-    assert clips.shape == (2, 3, 8, 16, 16) and not torch.equal(clips, other)  # the class changes the sample
+    assert clips.shape == (2, 3, 8, 16, 16)
+    z, t = torch.randn(2, *store.spec.shape), torch.tensor([50, 50])
+    with torch.no_grad():  # the class reaches the denoiser (decoded videos may snap to the same codes)
+        assert not torch.equal(
+            diffusion.model(z, t, label=labels), diffusion.model(z, t, label=labels.flip(0))
+        )
     long = sample_long_videos(model, 1, 20, cfg, make_generator(model.device, 0), labels[:1])
     assert long.shape == (1, 3, 20, 16, 16)
     # decoding snaps to codes: two latents that round to the same codes decode identically
