@@ -24,12 +24,18 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from pvdm.config.diffusion import TriplaneUNetConfig
 from pvdm.families.roles import Denoiser, LatentSpec
 from pvdm.models.latent import LatentShape, pack_planes, triplane_spec, unpack_planes
-from pvdm.models.unet_parts import ConditionEmbedding, Op, timestep_embedding, unet_layout, zero_init
+from pvdm.models.unet_parts import (
+    CheckpointedBlock,
+    ConditionEmbedding,
+    Op,
+    timestep_embedding,
+    unet_layout,
+    zero_init,
+)
 
 __all__ = ["JointAttention", "TriplaneUNet", "paper_unet", "timestep_embedding"]
 
@@ -91,7 +97,7 @@ class JointAttention(nn.Module):
         ]
 
 
-class PlaneBlock(nn.Module):
+class PlaneBlock(CheckpointedBlock):
     """A res block applied to each plane with its own embedding, then (optionally) joint attention."""
 
     def __init__(self, res: ResBlock, attn: JointAttention | None, checkpointing: bool) -> None:
@@ -101,11 +107,6 @@ class PlaneBlock(nn.Module):
     def _forward(self, planes: PlaneList, embs: PlaneList) -> PlaneList:
         planes = [self.res(h, e) for h, e in zip(planes, embs, strict=True)]
         return self.attn(planes) if self.attn is not None else planes
-
-    def forward(self, planes: PlaneList, embs: PlaneList) -> PlaneList:
-        if self.checkpointing and self.training:
-            return checkpoint(self._forward, planes, embs, use_reentrant=False)
-        return self._forward(planes, embs)
 
 
 class Downsample(nn.Module):

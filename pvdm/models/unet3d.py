@@ -26,11 +26,10 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from pvdm.config.unet3d import UNet3DConfig
 from pvdm.families.roles import Denoiser, LatentSpec
-from pvdm.models.unet_parts import ConditionEmbedding, Op, unet_layout, zero_init
+from pvdm.models.unet_parts import CheckpointedBlock, ConditionEmbedding, Op, unet_layout, zero_init
 
 
 class FrameGroupNorm(nn.GroupNorm):
@@ -111,7 +110,7 @@ class TemporalAttention(Attention):
         return x + out
 
 
-class Block3D(nn.Module):
+class Block3D(CheckpointedBlock):
     """A res block, then (at attention resolutions) spatial and temporal attention."""
 
     def __init__(self, cin: int, cout: int, emb_dim: int, cfg: UNet3DConfig, frames: int, attention: bool):
@@ -136,11 +135,6 @@ class Block3D(nn.Module):
         for layer in self.attn:
             x = layer(x)
         return x
-
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        if self.checkpointing and self.training:
-            return checkpoint(self._forward, x, emb, use_reentrant=False)
-        return self._forward(x, emb)
 
 
 class Downsample3D(nn.Module):

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -63,6 +64,17 @@ class ConditionEmbedding(nn.Module):
         if label is not None:
             raise ValueError("this denoiser is unconditional (num_classes 0) but a label was given")
         return emb
+
+
+class CheckpointedBlock(nn.Module):
+    """A block whose `_forward` is recomputed in backward when `checkpointing` is on (memory for compute)."""
+
+    checkpointing: bool = False
+
+    def forward(self, *args: object) -> object:
+        if self.checkpointing and self.training:
+            return checkpoint(self._forward, *args, use_reentrant=False)
+        return self._forward(*args)
 
 
 class Op(NamedTuple):
