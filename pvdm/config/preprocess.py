@@ -72,7 +72,35 @@ class PreprocessConfig(StrictModel):
     max_rejected_fraction: float = Field(
         0.2, ge=0.0, le=1.0, description="fail the stage when more than this share of video files is rejected"
     )
-    workers: int = Field(0, ge=0, description="decoding processes; 0: one per available core")
+    workers: int = Field(0, ge=0, le=1024, description="decoding processes; 0: one per available core")
+    # Bounds on one untrusted video. A file over any of them is reported (which bound, by how much) and skipped;
+    # within them, decoding holds about one clip of frames in memory whichever decoder reads the file.
+    max_file_bytes: int = Field(
+        4 * 2**30,
+        ge=1,
+        description="skip video files larger than this (bytes; default 4 GiB), before hashing them",
+    )
+    max_frames: int = Field(
+        200_000,
+        ge=1,
+        le=100_000_000,
+        description="skip videos with more frames than this (announced or decoded)",
+    )
+    max_pixels: int = Field(
+        8192 * 8192,
+        ge=64,
+        le=2**31,
+        description="skip videos whose frames have more pixels than this (width x height)",
+    )
+    max_duration_s: float = Field(
+        4 * 3600.0, gt=0, le=10**7, description="skip videos longer than this (seconds, announced or decoded)"
+    )
+    decode_timeout_s: float = Field(
+        1800.0,
+        gt=0,
+        le=10**6,
+        description="abandon a video whose decoding takes longer than this (seconds): it is reported and skipped",
+    )
     extensions: list[str] = Field(
         default_factory=lambda: list(DEFAULT_EXTENSIONS),
         description="file extensions read as videos (case-insensitive); other files are listed as ignored",

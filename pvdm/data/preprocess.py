@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from pvdm.config.data import DataConfig
 from pvdm.config.preprocess import PreprocessConfig
-from pvdm.data.cutting import CutSpec, Job, SourceRecord, process_source, read_record
+from pvdm.data.cutting import CutSpec, DecodeLimits, Job, Rejected, SourceRecord, read_record, within_deadline
 from pvdm.data.labels import assign_labels
 from pvdm.data.layout import LABELS, MANIFEST, MANIFEST_COLUMNS, SHARD_DIR
 from pvdm.data.report import PreprocessReport, ProcessedVideo
@@ -88,7 +88,9 @@ def run_preprocess(
     report.timings["plan"] = time.perf_counter() - start
     records = _reuse_or_decode(jobs, cfg.workers, progress, report)
     splits, report.split_source = _splits(jobs, records, listed, cfg)
-    names, labels = assign_labels([j.source for j in jobs], cfg.labels, raw, cfg.class_file, cfg.allow_outside_paths)
+    names, labels = assign_labels(
+        [j.source for j in jobs], cfg.labels, raw, cfg.class_file, cfg.allow_outside_paths
+    )
     manifest, stats = _collect(jobs, records, splits, labels, spec, report)
     _write_manifest(out, manifest)
     write_text_atomic(out / LABELS, json.dumps({"names": names}))
@@ -127,6 +129,16 @@ def cut_spec(data: DataConfig, cfg: PreprocessConfig) -> CutSpec:
     )
 
 
+def decode_limits(cfg: PreprocessConfig) -> DecodeLimits:
+    return DecodeLimits(
+        max_file_bytes=cfg.max_file_bytes,
+        max_frames=cfg.max_frames,
+        max_pixels=cfg.max_pixels,
+        max_duration_s=cfg.max_duration_s,
+        timeout_s=cfg.decode_timeout_s,
+    )
+
+
 def fingerprint(spec: CutSpec) -> str:
     """Hash of everything that changes a video's shard: a shard cut under other rules is never reused."""
     text = json.dumps({"version": FORMAT_VERSION, **asdict(spec)}, sort_keys=True)
@@ -143,16 +155,30 @@ def _plan(
     listing = list_raw(raw, cfg.extensions)
     report.ignored = [asdict(r) for r in listing.ignored]
     report.rejected += [asdict(r) for r in listing.rejected]
-    unique = _hash_and_dedupe(listing.candidates, out / HASH_CACHE, report)
+    limits = decode_limits(cfg)
+    unique = _hash_and_dedupe(_within_size(listing.candidates, limits, report), out / HASH_CACHE, report)
     listed = _listed_splits(raw, [c.source for c, _ in unique], cfg, report)
     fp = fingerprint(spec)
     shard_dir = out / SHARD_DIR
     jobs = [
-        Job(str(c.path), c.source, h, str(shard_dir / f"{h[:32]}-{fp[:8]}"), fp, spec)
+        Job(str(c.path), c.source, h, str(shard_dir / f"{h[:32]}-{fp[:8]}"), fp, spec, limits)
         for c, h in unique
         if listed is None or c.source in listed
     ]
     return jobs, listed
+
+
+def _within_size(candidates: list[Candidate], limits: DecodeLimits, report: PreprocessReport) -> list[Candidate]:
+    """Files over preprocess.max_file_bytes are rejected before they are hashed (hashing reads every byte)."""
+    kept = []
+    for c in candidates:
+        try:
+            limits.check_file_size(c.size)
+        except Rejected as err:
+            report.rejected.append({"source": c.source, "reason": str(err)})
+            continue
+        kept.append(c)
+    return kept
 
 
 def _hash_and_dedupe(
@@ -185,10 +211,14 @@ def _splits(
     if listed is not None:
         return listed, "lists (preprocess.test_list / train_list)"
     by_folder = {j.source: folder_split(j.source) for j in jobs}
-    if cfg.split_from == "folders" or (cfg.split_from == "auto" and by_folder and None not in by_folder.values()):
+    if cfg.split_from == "folders" or (
+        cfg.split_from == "auto" and by_folder and None not in by_folder.values()
+    ):
         missing = [s for s, split in by_folder.items() if split is None]
         if missing:
-            raise FileNotFoundError(f"preprocess.split_from is 'folders' but {missing[0]} is in no train/ or test/ folder")
+            raise FileNotFoundError(
+                f"preprocess.split_from is 'folders' but {missing[0]} is in no train/ or test/ folder"
+            )
         return by_folder, "folders (train/ and val|test/)"
     rule = f"fraction (test_fraction {cfg.test_fraction}, seed {cfg.seed})"
     return _seeded_splits(jobs, records, cfg), rule
@@ -230,12 +260,8 @@ def _reuse_or_decode(
 ) -> dict[str, SourceRecord]:
     records, todo = {}, []
     for job in jobs:
-        record = read_record(Path(job.shard))
-        if (
-            record is not None
-            and record.fingerprint == job.fingerprint
-            and record.content_hash == job.content_hash
-        ):
+        record = committed_record(job)
+        if record is not None:
             records[job.shard] = record
         else:
             todo.append(job)
@@ -248,6 +274,17 @@ def _reuse_or_decode(
     return records
 
 
+def committed_record(job: Job) -> SourceRecord | None:
+    """The record this job already committed, if it still holds: same video, same cutting rules, and for a
+    rejection the same decode limits (raised limits give a rejected video another try)."""
+    record = read_record(Path(job.shard))
+    if record is None or record.fingerprint != job.fingerprint or record.content_hash != job.content_hash:
+        return None
+    if record.rejected and record.limits != job.limits.key():
+        return None
+    return record
+
+
 def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -256,10 +293,11 @@ Work = Callable[[Job], SourceRecord]
 
 
 def _decode_in_parallel(
-    jobs: list[Job], workers: int, progress: bool, work: Work = process_source
+    jobs: list[Job], workers: int, progress: bool, work: Work = within_deadline
 ) -> dict[str, SourceRecord]:
-    """One process per core, largest files first (they bound the wall time). A worker that dies (a decoder crash)
-    breaks the pool: the unfinished videos are then retried one by one, so only the culprit is rejected."""
+    """One process per core, largest files first (they bound the wall time). A worker that dies (a decoder crash,
+    or a decode past preprocess.decode_timeout_s, which commits its rejection first) breaks the pool: the videos
+    without a committed record are then retried one by one, so only the culprit is rejected."""
     if not jobs:
         return {}
     jobs = sorted(jobs, key=lambda j: -_size(j.path))
@@ -278,7 +316,7 @@ def _decode_in_parallel(
             bar.update()
     bar.close()
     for job in unfinished:
-        records[job.shard] = _decode_alone(job, work)
+        records[job.shard] = committed_record(job) or _decode_alone(job, work)
     return records
 
 
@@ -287,6 +325,8 @@ def _decode_alone(job: Job, work: Work) -> SourceRecord:
         try:
             return pool.submit(work, job).result()
         except BrokenProcessPool:
+            if committed := committed_record(job):  # the worker timed out and said so before it ended
+                return committed
             reason = "the decoder crashed on this file (its worker process died)"
             return SourceRecord(job.content_hash, job.fingerprint, job.source, rejected=reason)
 

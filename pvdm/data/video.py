@@ -68,7 +68,7 @@ def probe(path: str | Path) -> VideoInfo:
                 raise VideoError(f"no video stream (the file has {' and '.join(kinds)} streams only)")
             return _describe(container, container.streams.video[0])
     except av.FFmpegError as err:
-        raise VideoError(f"not a video the decoders recognise ({_ffmpeg_reason(err)})") from None
+        raise VideoError(f"not a video the decoders recognise ({ffmpeg_reason(err)})") from None
 
 
 def _describe(container, stream) -> VideoInfo:  # noqa: ANN001 - PyAV objects
@@ -89,7 +89,7 @@ def _describe(container, stream) -> VideoInfo:  # noqa: ANN001 - PyAV objects
     )
 
 
-def _ffmpeg_reason(err: Exception) -> str:
+def ffmpeg_reason(err: Exception) -> str:
     return getattr(err, "strerror", None) or str(err)
 
 
@@ -166,19 +166,19 @@ def _decode_pyav(path: str | Path, size: tuple[int, int] | None, max_frames: int
             expected = int(stream.frames or 0)
             try:
                 for frame in container.decode(stream):
-                    frames.append(_frame_to_rgb(frame, size))
+                    frames.append(frame_to_rgb(frame, size))
                     times.append(float(frame.time) if frame.time is not None else np.nan)
                     if max_frames is not None and len(frames) >= max_frames:
                         break
             except (av.FFmpegError, ValueError) as err:
-                truncated, reason = True, _ffmpeg_reason(err)
+                truncated, reason = True, ffmpeg_reason(err)
     except av.FFmpegError as err:
-        raise VideoError(f"not a video the decoders recognise ({_ffmpeg_reason(err)})") from None
+        raise VideoError(f"not a video the decoders recognise ({ffmpeg_reason(err)})") from None
     if not frames:
         raise VideoError(f"no frame could be decoded{f' ({reason})' if reason else ''}")
     wanted = expected if max_frames is None else min(expected, max_frames)
     truncated = truncated or (expected > 0 and len(frames) < wanted)
-    video = DecodedVideo(np.stack(frames), _fill_times(np.array(times)), backend="pyav", truncated=truncated)
+    video = DecodedVideo(np.stack(frames), fill_times(np.array(times)), backend="pyav", truncated=truncated)
     if truncated:
         video.notes.append(
             f"truncated: decoded {len(frames)} of {expected or '?'} frames{f' ({reason})' if reason else ''}"
@@ -186,13 +186,13 @@ def _decode_pyav(path: str | Path, size: tuple[int, int] | None, max_frames: int
     return video
 
 
-def _frame_to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:  # noqa: ANN001 - av.VideoFrame
+def frame_to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:  # noqa: ANN001 - av.VideoFrame
     if size is None:
         return frame.to_ndarray(format="rgb24")
     return frame.to_ndarray(width=size[0], height=size[1], format="rgb24", interpolation="BICUBIC")
 
 
-def _fill_times(times: np.ndarray) -> np.ndarray:
+def fill_times(times: np.ndarray) -> np.ndarray:
     """Frames without a timestamp get their index (as if 1 fps) only when none has one; else interpolate."""
     if np.isnan(times).all():
         return np.arange(len(times), dtype=np.float64)
