@@ -26,6 +26,7 @@ from typing import Any
 import click
 
 from pipelines.config import IngestConfig, load_pipeline_params
+from pvdm.data.sources import write_text_atomic
 
 log = logging.getLogger("pvdm.ingest")
 STATE = ".ingest-state.json"
@@ -93,11 +94,12 @@ def ingest_s3(cfg: IngestConfig, raw: Path, *, client: Any = None) -> IngestRepo
     )
     for obj in _list_objects(client, bucket, prefix):
         key, size, etag = obj["Key"], int(obj["Size"]), obj["ETag"].strip('"')
-        rel = _safe_relative(key[len(prefix) :])
-        if rel is None:
-            report.skipped.append({"key": key, "reason": "not a safe relative path (absolute or with '..')"})
+        target, reason = destination(raw, key[len(prefix) :])
+        if target is None:
+            report.skipped.append({"key": key, "reason": reason})
+            log.warning("ingest: skipped %r: %s", key, reason)
             continue
-        target = raw / rel
+        rel = target.relative_to(raw).as_posix()
         if _same_as_recorded(state.get(rel), target, {"etag": etag, "size": size}):
             report.unchanged += 1
             continue
@@ -115,12 +117,29 @@ def _list_objects(client: Any, bucket: str, prefix: str) -> Iterator[dict[str, A
                 yield obj
 
 
-def _safe_relative(name: str) -> str | None:
-    """A key below the prefix as a relative path, or None if it would escape the raw folder."""
+def destination(raw: Path, name: str) -> tuple[Path | None, str]:
+    """Where the object or file called `name` (relative to the source) goes in `raw`, or (None, why not).
+
+    Refused: absolute names, '..', empty or '.' parts (`videos/.`), hidden parts (they would collide with the
+    ingest state file or hide from preprocess), control characters, and names under a folder of `raw` that is a
+    symbolic link leading out of it (the copy would land outside the project)."""
+    if not name or any(ord(c) < 32 or c == "\x7f" for c in name):
+        return None, "an empty name or one with control characters"
     path = PurePosixPath(name)
-    if not name or path.is_absolute() or ".." in path.parts:
-        return None
-    return path.as_posix()
+    if path.is_absolute() or name.startswith("/"):
+        return None, "an absolute path"
+    parts = name.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return None, "not a plain relative path (an empty, '.' or '..' part)"
+    if any(part.startswith(".") for part in parts):
+        return None, "a hidden name (starting with '.'): reserved for the ingest state and tools' files"
+    target = raw / Path(*parts)
+    root = raw.resolve()
+    if not target.parent.resolve().is_relative_to(root):
+        return None, f"its folder leads outside {raw} (a symbolic link)"
+    if target.is_dir() and not target.is_symlink():
+        return None, f"{target.relative_to(raw)} is a folder in {raw}"
+    return target, ""
 
 
 def _same_as_recorded(recorded: dict[str, Any] | None, target: Path, current: dict[str, Any]) -> bool:
@@ -190,8 +209,17 @@ def ingest_folder(source: Path, raw: Path) -> IngestReport:
         raise IngestError(f"ingest.source: {source} is not a folder (nor s3://bucket/prefix)")
     report = IngestReport(source=str(source))
     state = _load_state(raw)
+    inside = source.resolve()
     for path in sorted(p for p in source.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        rel = path.relative_to(source).as_posix()
+        name = path.relative_to(source).as_posix()
+        target, reason = destination(raw, name)
+        if target is not None and not path.resolve().is_relative_to(inside):
+            target, reason = None, f"a symbolic link to {path.resolve()}, outside the source folder"
+        if target is None:
+            report.skipped.append({"key": name, "reason": reason})
+            log.warning("ingest: skipped %r: %s", name, reason)
+            continue
+        rel = target.relative_to(raw).as_posix()
         st = path.stat()
         current = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
         if _same_as_recorded(state.get(rel), raw / rel, current):
@@ -230,9 +258,7 @@ def _load_state(raw: Path) -> dict[str, dict[str, Any]]:
 
 
 def _save_state(raw: Path, state: dict[str, dict[str, Any]]) -> None:
-    tmp = raw / f"{STATE}.partial"
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-    os.replace(tmp, raw / STATE)
+    write_text_atomic(raw / STATE, json.dumps(state, indent=1, sort_keys=True))
 
 
 @click.command()
