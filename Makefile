@@ -50,6 +50,7 @@ serve: install ## serve the Prefect deployments pvdm/full and pvdm-retrain/sched
 
 demo: install ## install, build the embedded dataset, run the whole pipeline (dvc repro) on CPU, show the results
 	@test -n "$$(ls -A data/raw 2>/dev/null)" || $(UV) run --frozen pvdm synth data/raw --videos 32 --size 64 --frames 64
+	@$(UV) run --frozen python -m pipelines.raw_links  # a broken link in data/raw would stop DVC before any stage
 	PVDM_PIPELINE_ID=demo-$$(date +%Y%m%d-%H%M%S) $(UV) run --frozen dvc repro
 	@$(UV) run --frozen python -m pipelines.summary
 

@@ -102,6 +102,18 @@ class IngestConfig(StrictModel):
         description="S3 endpoint for S3-compatible stores (MinIO, moto); credentials come from the AWS chain",
     )
     region: str | None = Field(None, description="S3 region; None: from the AWS configuration")
+    allow_outside_paths: bool = Field(
+        False,
+        description="let a local-folder source lie outside the project (a mounted share, say); without it a "
+        "folder source must be inside the project, so a flow parameter cannot copy /etc into the dataset",
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _s3_or_a_folder(cls, value: str) -> str:
+        if "://" in value and not value.startswith("s3://"):
+            raise ValueError("expected s3://bucket/prefix or a local folder (no other URL scheme)")
+        return value
 
 
 class PipelineParams(Params):

@@ -27,7 +27,8 @@ from prefect.runtime import deployment, flow_run
 from pipelines import tracking
 from pipelines.config import IngestConfig, OrchestrationConfig, PipelineParams
 from pipelines.ingest import IngestReport, ingest
-from pipelines.project import StageResult, apply_overrides, dvc_stages, project_root, run_dvc_stage
+from pipelines.project import StageResult, apply_overrides, dvc_stages, flow_project, run_dvc_stage
+from pipelines.raw_links import hide_broken_links
 
 
 @dataclass
@@ -52,7 +53,7 @@ def dvc_stage(root: Path, stage: str, pipeline_id: str) -> StageResult:
 @task(name="ingest", cache_policy=NO_CACHE)
 def ingest_videos(root: Path, cfg: IngestConfig) -> IngestReport:
     """Copy what is new at the source (S3 prefix or folder) into data/raw; verified and incremental."""
-    report = ingest(cfg, root / "data" / "raw")
+    report = ingest(cfg, root / "data" / "raw", project=root)
     get_run_logger().info(report.summary())
     return report
 
@@ -63,7 +64,10 @@ def with_retries(fn: Any, cfg: OrchestrationConfig) -> Any:
 
 def ingest_config(params: PipelineParams, source: str | None) -> IngestConfig:
     """The params' ingest section, with `source` (a flow parameter) replacing ingest.source when given."""
-    return params.ingest if source is None else params.ingest.model_copy(update={"source": source})
+    if source is None:
+        return params.ingest
+    # validated as `pvdm ingest --source` validates it: a flow parameter is untrusted input
+    return IngestConfig.model_validate({**params.ingest.model_dump(), "source": source})
 
 
 def start_parent_run(root: Path, pipeline_id: str) -> str:
@@ -94,6 +98,12 @@ def run_stages(root: Path, pipeline_id: str, cfg: OrchestrationConfig) -> list[S
 def run_pipeline(root: Path, params: PipelineParams, ingested: list[str]) -> PipelineResult:
     """Stages under an MLflow parent run named after the current flow run; the parent ends FINISHED or FAILED."""
     pipeline_id = str(flow_run.id)
+    if hidden := hide_broken_links(root):
+        get_run_logger().warning(
+            "data/raw: %d broken symbolic link(s) hidden from DVC, reported by preprocess: %s",
+            len(hidden),
+            hidden,
+        )
     parent = start_parent_run(root, pipeline_id)
     status = "FAILED"
     try:
@@ -124,7 +134,7 @@ def pvdm(
         source: where new videos come from (s3://bucket/prefix or a folder); default: ingest.source of params.
         project: the project folder; default: $PVDM_ROOT or the working directory of the runner.
     """
-    root = project_root(project)
+    root = flow_project(project)
     params = apply_overrides(root, overrides)
     cfg = ingest_config(params, source)
     ingested = with_retries(ingest_videos, params.orchestration)(root, cfg).copied if cfg.source else []

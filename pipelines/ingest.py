@@ -57,15 +57,27 @@ class IngestError(RuntimeError):
     pass
 
 
-def ingest(cfg: IngestConfig, raw_dir: str | Path, *, client: Any = None) -> IngestReport:
-    """Copy what is new at `cfg.source` into `raw_dir`; an empty source copies nothing."""
+def ingest(
+    cfg: IngestConfig, raw_dir: str | Path, *, client: Any = None, project: Path | None = None
+) -> IngestReport:
+    """Copy what is new at `cfg.source` into `raw_dir`; an empty source copies nothing.
+
+    A folder source must lie inside `project` (default: the project of `raw_dir`, two levels up from
+    data/raw) unless ingest.allow_outside_paths is set."""
     raw = Path(raw_dir)
     raw.mkdir(parents=True, exist_ok=True)
     if not cfg.source:
         return IngestReport(source="")
     if cfg.source.startswith("s3://"):
         return ingest_s3(cfg, raw, client=client)
-    return ingest_folder(Path(cfg.source), raw)
+    source = Path(cfg.source)
+    inside = (project or raw.resolve().parents[1]).resolve()
+    if not cfg.allow_outside_paths and not source.resolve().is_relative_to(inside):
+        raise IngestError(
+            f"ingest.source: the folder {source} is outside the project {inside}; move the videos there, or set "
+            "ingest.allow_outside_paths: true to read it anyway"
+        )
+    return ingest_folder(source, raw)
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

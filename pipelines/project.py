@@ -49,6 +49,30 @@ def project_root(project: str | Path | None = None) -> Path:
     return root
 
 
+CODE_ROOT = Path(__file__).resolve().parents[1]  # the project whose pipelines/ this module was imported from
+ALLOWED_PROJECTS_ENV = "PVDM_ALLOWED_PROJECTS"
+
+
+class ProjectNotAllowed(PermissionError):
+    """A flow run named a project other than the one it was deployed from."""
+
+
+def flow_project(project: str | Path | None = None) -> Path:
+    """The project a flow run may work in: its `project` parameter (or $PVDM_ROOT, or the cwd) when that is the
+    project the flow's code belongs to (deployments run from it), or one listed in $PVDM_ALLOWED_PROJECTS
+    (os.pathsep-separated). A flow parameter is anyone's input; it must not point `dvc repro` at any folder."""
+    root = project_root(project)
+    allowed = {CODE_ROOT} | {
+        Path(p).resolve() for p in os.environ.get(ALLOWED_PROJECTS_ENV, "").split(os.pathsep) if p.strip()
+    }
+    if root not in allowed:
+        raise ProjectNotAllowed(
+            f"project {root} is not the one this flow was deployed from ({CODE_ROOT}); to let its flows run "
+            f"there, list it in ${ALLOWED_PROJECTS_ENV} of the process that runs them"
+        )
+    return root
+
+
 # --- params overrides -------------------------------------------------------------------------------------------
 
 

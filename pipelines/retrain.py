@@ -23,7 +23,7 @@ from prefect.states import Completed, State
 
 from pipelines import registry
 from pipelines.flows import PipelineResult, ingest_config, ingest_videos, run_pipeline, with_retries
-from pipelines.project import apply_overrides, dvc_pending, project_root
+from pipelines.project import apply_overrides, dvc_pending, flow_project
 
 
 @dataclass
@@ -67,7 +67,7 @@ def retrain(
         force: rerun the pipeline (and compare) even when nothing is new.
     """
     logger = get_run_logger()
-    root = project_root(project)
+    root = flow_project(project)
     params = apply_overrides(root, overrides)
     cfg = ingest_config(params, source)
     if not cfg.source:
