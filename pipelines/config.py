@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from pvdm.config import Params, parse_params
+from pvdm.config import Params, parse_params, require_sections
 from pvdm.config.base import StrictModel, load_yaml
 
 # Standard five-field cron (minute hour day-of-month month day-of-week), as Prefect's CronSchedule reads it.
@@ -128,4 +128,6 @@ def parse_pipeline_params(data: dict[str, Any], source: str = "params") -> Pipel
 
 
 def load_pipeline_params(path: str | Path = "params.yaml") -> PipelineParams:
-    return parse_pipeline_params(load_yaml(path), source=str(path))
+    data = load_yaml(path)
+    require_sections(data, str(path))
+    return parse_pipeline_params(data, source=str(path))

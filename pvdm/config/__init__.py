@@ -32,6 +32,7 @@ __all__ = [
     "VQGAN3DConfig",
     "load_params",
     "parse_params",
+    "require_sections",
 ]
 
 
@@ -68,5 +69,22 @@ def parse_params(data: dict[str, Any], source: str = "params", model: type[P] = 
         raise ConfigError(f"{source}: {err}".replace("\n", f"\n{source}: ")) from None
 
 
+# A params file must spell these out: their defaults are the paper's sizes (256x256 clips, PVDM-L's networks),
+# so a section left out by mistake would have a laptop run start training a model it cannot hold.
+REQUIRED_SECTIONS = ("data", "preprocess", "autoencoder", "diffusion", "sample", "evaluate")
+
+
+def require_sections(data: dict[str, Any], source: str) -> None:
+    missing = [name for name in REQUIRED_SECTIONS if name not in data]
+    if missing:
+        raise ConfigError(
+            f"{source}: section {missing[0]!r} is missing{f' (and {missing[1:]})' if missing[1:] else ''}; its "
+            "defaults are the paper's sizes, so it is not filled in silently: copy it from params.yaml or a preset "
+            "in params/"
+        )
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
-    return parse_params(load_yaml(path), source=str(path))
+    data = load_yaml(path)
+    require_sections(data, str(path))
+    return parse_params(data, source=str(path))

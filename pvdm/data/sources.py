@@ -52,7 +52,7 @@ def list_raw(raw_dir: Path, extensions: list[str]) -> Listing:
             if not is_video_name:
                 listing.ignored.append(Rejection(source, "not a video file extension"))
                 continue
-            reason = _unusable_reason(path)
+            reason = unusable_reason(path)
             if reason:
                 listing.rejected.append(Rejection(source, reason))
             else:
@@ -62,7 +62,7 @@ def list_raw(raw_dir: Path, extensions: list[str]) -> Listing:
     return listing
 
 
-def _unusable_reason(path: Path) -> str | None:
+def unusable_reason(path: Path) -> str | None:
     """Why a video-named entry cannot be a video, in words; None when it is worth decoding."""
     if path.is_symlink() and not path.exists():
         return f"broken symbolic link (its target {os.readlink(path)!r} does not exist)"

@@ -72,8 +72,14 @@ def test_a_section_without_type_is_the_pvdm_family_and_the_type_survives_a_dump(
 
 def test_yaml_reads_exponent_floats_and_names_the_file(tmp_path: Path) -> None:
     f = tmp_path / "params.yaml"
-    f.write_text("autoencoder:\n  train:\n    lr: 2e-4\n")
+    others = "data: {}\npreprocess: {}\ndiffusion: {}\nsample: {}\nevaluate: {}\n"
+    f.write_text(others + "autoencoder:\n  train:\n    lr: 2e-4\n")
     assert load_params(f).autoencoder.train.lr == pytest.approx(2e-4)
+    f.write_text("autoencoder:\n  train:\n    lr: 2e-4\n")  # the other sections left out
+    with pytest.raises(
+        ConfigError, match="params.yaml: section 'data' is missing.*'diffusion'.*paper's sizes"
+    ):
+        load_params(f)
     f.write_text("- a list\n")
     with pytest.raises(ConfigError, match="params.yaml: expected a mapping"):
         load_params(f)
