@@ -211,7 +211,7 @@ def _interpolated(text: str) -> set[str]:
 
 
 def test_compose_has_the_stack(compose: dict) -> None:
-    expected = {"postgres", "s3", "s3-buckets", "mlflow", "prefect-server", "prefect-worker"}
+    expected = {"preflight", "postgres", "s3", "s3-buckets", "mlflow", "prefect-server", "prefect-worker"}
     assert set(compose["services"]) == expected
     for name, svc in compose["services"].items():
         deps = svc.get("depends_on", {})

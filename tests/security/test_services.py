@@ -1,0 +1,125 @@
+"""The service stack: placeholder secrets refuse to start it; MLflow and Prefect answer only signed-in clients;
+no local secret goes into an image; Ray's dashboard is not on a public interface."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+import yaml
+
+from pipelines.services import HOST, free_port, spawn, stop_process_group, wait_http
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+GOOD = {
+    "POSTGRES_PASSWORD": "pg-long-enough-secret",
+    "S3_SECRET_KEY": "s3-long-enough-secret",
+    "MLFLOW_ADMIN_PASSWORD": "mlflow-long-enough",
+    "PREFECT_AUTH_STRING": "admin:prefect-long-enough",
+}
+
+
+def _preflight(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(INFRA / "preflight.py")], env={"PATH": os.environ["PATH"], **env},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("POSTGRES_PASSWORD", "change-me", "change-me placeholder"),
+        ("PREFECT_AUTH_STRING", "admin:change-me", "change-me placeholder"),
+        ("S3_SECRET_KEY", "", "not set"),
+        ("MLFLOW_ADMIN_PASSWORD", "pw-7x9q", "shorter than 12"),
+        ("PREFECT_AUTH_STRING", "no-colon-but-long", "user:password"),
+    ],
+)
+def test_the_stack_refuses_to_start_with_placeholder_or_weak_secrets(
+    name: str, value: str, reason: str
+) -> None:
+    assert _preflight(GOOD).returncode == 0
+    refused = _preflight({**GOOD, name: value})
+    assert refused.returncode == 1 and name in refused.stderr and reason in refused.stderr
+    if value and "change-me" not in value:
+        assert value not in refused.stderr  # the reason, never the value
+
+
+def test_every_service_waits_for_the_preflight_and_the_example_env_would_be_refused() -> None:
+    compose = yaml.safe_load((INFRA / "compose.yaml").read_text())
+    for name, svc in compose["services"].items():
+        if name != "preflight":
+            assert "preflight" in svc.get("depends_on", {}) or set(svc.get("depends_on", {})) - {
+                "preflight"
+            }, name
+    roots = [
+        n
+        for n, s in compose["services"].items()
+        if n != "preflight" and "preflight" in s.get("depends_on", {})
+    ]
+    assert {"postgres", "s3"} <= set(roots)  # every other service depends on one of these
+    example = dict(
+        line.split("=", 1)
+        for line in (INFRA / ".env.example").read_text().splitlines()
+        if line and line[0] != "#"
+    )
+    assert _preflight(example).returncode == 1
+
+
+def test_mlflow_and_prefect_are_served_behind_a_sign_in() -> None:
+    compose = yaml.safe_load((INFRA / "compose.yaml").read_text())["services"]
+    assert compose["mlflow"]["command"][2:4] == ["--app-name", "basic-auth"]
+    assert "PREFECT_SERVER_API_AUTH_STRING" in compose["prefect-server"]["environment"]
+    worker = compose["prefect-worker"]["environment"]
+    assert {"PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(worker)
+
+
+def test_no_local_secret_file_goes_into_an_image() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    for entry in ("infra/.env", "infra/.env.*", ".dvc/config.local", ".services"):
+        assert entry in ignored, entry
+
+
+def test_the_ray_head_binds_its_dashboard_to_loopback() -> None:
+    cluster = (INFRA / "ray" / "cluster.yaml").read_text()
+    assert "--dashboard-host=0.0.0.0" not in cluster and "--dashboard-host=127.0.0.1" in cluster
+
+
+@pytest.fixture
+def mlflow_with_auth(tmp_path: Path) -> Iterator[str]:
+    ini = tmp_path / "basic_auth.ini"
+    ini.write_text(
+        (INFRA / "mlflow" / "basic_auth.ini")
+        .read_text()
+        .replace("sqlite:////mlflow-auth/", f"sqlite:///{tmp_path}/")
+    )
+    port = free_port()
+    env = {
+        **os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": "mlflow-long-enough",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "mlflow-long-enough",
+    }  # fmt: skip
+    argv = [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth", "--host", HOST, "--port",
+            str(port), "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db"]  # fmt: skip
+    log = tmp_path / "mlflow.log"
+    proc = spawn(argv, env, log)
+    try:
+        wait_http(f"http://{HOST}:{port}/health", proc, log, timeout=180)
+        yield f"http://{HOST}:{port}"
+    finally:
+        stop_process_group(proc.pid, psutil.Process(proc.pid).create_time())
+
+
+@pytest.mark.services
+def test_mlflow_basic_auth_app_refuses_anonymous_clients(mlflow_with_auth: str) -> None:
+    search = f"{mlflow_with_auth}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert httpx.get(search, timeout=30).status_code == 401
+    assert httpx.get(search, auth=("admin", "wrong-password"), timeout=30).status_code == 401
+    assert httpx.get(search, auth=("admin", "mlflow-long-enough"), timeout=30).status_code == 200
