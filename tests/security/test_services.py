@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,3 +124,33 @@ def test_mlflow_basic_auth_app_refuses_anonymous_clients(mlflow_with_auth: str) 
     assert httpx.get(search, timeout=30).status_code == 401
     assert httpx.get(search, auth=("admin", "wrong-password"), timeout=30).status_code == 401
     assert httpx.get(search, auth=("admin", "mlflow-long-enough"), timeout=30).status_code == 200
+
+
+@pytest.mark.services
+def test_prefect_api_auth_string_refuses_anonymous_clients(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ, "PREFECT_HOME": str(tmp_path), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_API_AUTH_STRING": "admin:prefect-long-enough",
+    }  # fmt: skip
+    env.pop("PREFECT_API_URL", None)
+    log = tmp_path / "server.log"
+    proc = spawn(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)], env, log
+    )
+    ident = (proc.pid, psutil.Process(proc.pid).create_time())
+    flows = f"http://{HOST}:{port}/api/flows/filter"
+    try:
+        signed_in = None
+        for _ in range(240):
+            try:
+                signed_in = httpx.post(flows, json={}, auth=("admin", "prefect-long-enough"), timeout=5)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, log.read_text()[-3000:]
+                time.sleep(1)
+        assert signed_in is not None and signed_in.status_code == 200, log.read_text()[-3000:]
+        assert httpx.post(flows, json={}, timeout=10).status_code == 401
+        assert httpx.post(flows, json={}, auth=("admin", "wrong-password"), timeout=10).status_code == 401
+    finally:
+        stop_process_group(*ident)
