@@ -74,8 +74,10 @@ def parse_params(data: dict[str, Any], source: str = "params", model: type[P] = 
 REQUIRED_SECTIONS = ("data", "preprocess", "autoencoder", "diffusion", "sample", "evaluate")
 
 
-def require_sections(data: dict[str, Any], source: str) -> None:
-    missing = [name for name in REQUIRED_SECTIONS if name not in data]
+def require_sections(
+    data: dict[str, Any], source: str, required: tuple[str, ...] = REQUIRED_SECTIONS
+) -> None:
+    missing = [name for name in required if name not in data]
     if missing:
         raise ConfigError(
             f"{source}: section {missing[0]!r} is missing{f' (and {missing[1:]})' if missing[1:] else ''}; its "
@@ -84,7 +86,9 @@ def require_sections(data: dict[str, Any], source: str) -> None:
         )
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def load_params(path: str | Path = "params.yaml", required: tuple[str, ...] = REQUIRED_SECTIONS) -> Params:
+    """A params file, validated; `required` sections must be present (a command that takes the sizes from its
+    own options, like `pvdm preprocess --resolution`, asks for fewer)."""
     data = load_yaml(path)
-    require_sections(data, str(path))
+    require_sections(data, str(path), required)
     return parse_params(data, source=str(path))

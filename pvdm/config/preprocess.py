@@ -73,6 +73,12 @@ class PreprocessConfig(StrictModel):
         0.2, ge=0.0, le=1.0, description="fail the stage when more than this share of video files is rejected"
     )
     workers: int = Field(0, ge=0, le=1024, description="decoding processes; 0: one per available core")
+    frame_folder_fps: float = Field(
+        25.0,
+        gt=0,
+        le=1000,
+        description="frame rate of videos stored as folders of numbered images (image files carry none)",
+    )
     # Bounds on one untrusted video. A file over any of them is reported (which bound, by how much) and skipped;
     # within them, decoding holds about one clip of frames in memory whichever decoder reads the file.
     max_file_bytes: int = Field(

@@ -17,7 +17,7 @@ def _load(params: Path | None) -> Params:
         if not params.is_file():
             return Params()
     try:
-        return load_params(params)
+        return load_params(params, required=("preprocess",))  # the clip geometry can come from the options
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
 

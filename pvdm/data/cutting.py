@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pvdm.data.frame_folders import frame_files, frame_size, load_frame
 from pvdm.data.video import VideoError, VideoInfo, ffmpeg_reason, fill_times, first_line, frame_to_rgb, probe
 
 VFR_SPREAD = 1.5  # longest / shortest frame interval above which a video counts as variable frame rate
@@ -118,6 +119,7 @@ class Job:
     fingerprint: str
     spec: CutSpec
     limits: DecodeLimits = field(default_factory=DecodeLimits)
+    frame_fps: float = 25.0  # of a video stored as a folder of frames (preprocess.frame_folder_fps)
 
 
 class Rejected(Exception):
@@ -194,6 +196,9 @@ def read_record(shard: Path) -> SourceRecord | None:
 
 
 def _cut_into_shard(job: Job, record: SourceRecord) -> None:
+    if Path(job.path).is_dir():
+        _cut_frame_folder(job, record)
+        return
     spec, limits = job.spec, job.limits
     limits.check_file_size(os.path.getsize(job.path))
     info = probe(job.path)
@@ -225,6 +230,34 @@ def _cut_into_shard(job: Job, record: SourceRecord) -> None:
             raise Rejected(_too_short_reason(len(order), spec)) from None
         record.decoded_frames = len(times)
         _write_shard(Path(job.shard), frames_at, order, starts, size, spec, record)
+
+
+def _cut_frame_folder(job: Job, record: SourceRecord) -> None:
+    """A video stored as numbered image files: every frame's header is checked (pixel bound) before its pixels
+    are decoded, one frame at a time, at the stated frame rate."""
+    spec, limits, files = job.spec, job.limits, frame_files(Path(job.path))
+    limits.check_frames(len(files))
+    limits.check_file_size(sum(f.stat().st_size for f in files))
+    limits.check_duration(len(files) / job.frame_fps)
+    width, height = frame_size(files[0])
+    limits.check_pixels(width, height)
+    info = VideoInfo(width, height, job.frame_fps, len(files), files[0].suffix.lower().lstrip("."), "rgb24",
+                     len(files) / job.frame_fps)  # fmt: skip
+    _check_geometry(info, spec)
+    record.width, record.height, record.codec = width, height, info.codec
+    record.notes += _format_notes(info, spec)
+    record.backend, record.fps, record.decoded_frames = "frames", job.frame_fps, len(files)
+    size = decode_size(width, height, spec.resolution)
+
+    def frames_at(indices: list[int]) -> np.ndarray:
+        for i in indices:
+            limits.check_pixels(*frame_size(files[i]))
+        return np.stack([load_frame(files[i], size) for i in indices])
+
+    starts = clip_starts(len(files), spec)
+    if not starts:
+        raise Rejected(_too_short_reason(len(files), spec))
+    _write_shard(Path(job.shard), frames_at, np.arange(len(files)), starts, size, spec, record)
 
 
 def _check_claims(info: VideoInfo, limits: DecodeLimits) -> None:

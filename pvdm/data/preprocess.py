@@ -161,7 +161,7 @@ def _plan(
     fp = fingerprint(spec)
     shard_dir = out / SHARD_DIR
     jobs = [
-        Job(str(c.path), c.source, h, str(shard_dir / f"{h[:32]}-{fp[:8]}"), fp, spec, limits)
+        Job(str(c.path), c.source, h, str(shard_dir / f"{h[:32]}-{fp[:8]}"), fp, spec, limits, cfg.frame_folder_fps)
         for c, h in unique
         if listed is None or c.source in listed
     ]

@@ -12,12 +12,15 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from pvdm.data.frame_folders import folder_digest, folder_size_and_mtime, is_frame_folder
+
 SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A regular, readable, non-empty file with a video extension: worth hashing and decoding."""
+    """A regular, readable, non-empty file with a video extension, or a folder of frames: worth hashing and
+    decoding."""
 
     path: Path
     source: str  # relative to the raw folder, POSIX separators
@@ -39,7 +42,10 @@ class Listing:
 
 
 def list_raw(raw_dir: Path, extensions: list[str]) -> Listing:
-    """Walk `raw_dir` (following no directory links) and sort every entry into candidates, rejected or ignored."""
+    """Walk `raw_dir` (following no directory links) and sort every entry into candidates, rejected or ignored.
+
+    A folder holding two or more image files is a video of numbered frames (pvdm.data.frame_folders): a candidate
+    itself, not walked into."""
     listing = Listing([], [], [])
     for dirpath, dirnames, filenames in os.walk(raw_dir):
         dirnames.sort()
@@ -48,6 +54,10 @@ def list_raw(raw_dir: Path, extensions: list[str]) -> Listing:
             source = path.relative_to(raw_dir).as_posix()
             is_video_name = path.suffix.lower() in extensions
             if name in dirnames and not is_video_name:
+                if is_frame_folder(path):
+                    dirnames.remove(name)
+                    size, mtime_ns = folder_size_and_mtime(path)
+                    listing.candidates.append(Candidate(path, source, size, mtime_ns))
                 continue  # an ordinary folder: os.walk descends into it
             if not is_video_name:
                 listing.ignored.append(Rejection(source, "not a video file extension"))
@@ -119,7 +129,7 @@ class HashCache:
         entry = self._entries.get(c.source)
         if entry and entry[0] == c.size and entry[1] == c.mtime_ns:
             return entry[2]
-        digest = sha256_file(c.path)
+        digest = folder_digest(c.path) if c.path.is_dir() else sha256_file(c.path)
         self._entries[c.source] = [c.size, c.mtime_ns, digest]
         return digest
 

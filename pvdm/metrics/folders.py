@@ -1,15 +1,24 @@
-"""Clips from folders of video files (any codec decord or PyAV reads), for `pvdm fvd REAL FAKE`: real videos by
-the window rule (`folder_windows`), generated ones from their first frames (`folder_clips`)."""
+"""Clips from folders of videos (files in any codec decord or PyAV reads, or folders of numbered frames as
+SkyTimelapse ships them), for `pvdm fvd REAL FAKE`: real videos by the window rule (`folder_windows`), generated
+ones from their first frames (`folder_clips`)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from pvdm.data.frame_folders import (
+    FRAME_EXTENSIONS,
+    folder_digest,
+    frame_files,
+    is_frame_folder,
+    read_frame_folder,
+)
 from pvdm.data.video import VIDEO_EXTENSIONS, VideoError, probe, read_video
 from pvdm.metrics.windows import window_plan
 from pvdm.pretrained import sha256_file
@@ -18,14 +27,29 @@ log = logging.getLogger(__name__)
 
 
 def list_videos(folder: str | Path) -> list[Path]:
-    """Video files under `folder` (recursively), in a stable sorted order; an error when there are none."""
+    """Videos under `folder` (recursively): video files, and folders of two or more image frames (not walked
+    into), in a stable sorted order; an error when there are none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder")
-    videos = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    videos = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        if here != folder and is_frame_folder(here):
+            videos.append(here)
+            dirnames.clear()
+            continue
+        videos += [here / f for f in filenames if Path(f).suffix.lower() in VIDEO_EXTENSIONS]
     if not videos:
-        raise FileNotFoundError(f"{folder}: no video files ({', '.join(VIDEO_EXTENSIONS)})")
-    return videos
+        raise FileNotFoundError(
+            f"{folder}: no video files ({', '.join(VIDEO_EXTENSIONS)}) and no folders of frames "
+            f"({', '.join(FRAME_EXTENSIONS)})"
+        )
+    return sorted(videos)
+
+
+def _read(path: Path, max_frames: int | None = None) -> np.ndarray:
+    return read_frame_folder(path, max_frames) if path.is_dir() else read_video(path, max_frames=max_frames)
 
 
 def folder_clips(folder: str | Path, frames: int, num: int) -> Iterator[np.ndarray]:
@@ -54,7 +78,7 @@ def video_lengths(videos: list[Path]) -> list[int]:
     lengths = []
     for path in videos:
         try:
-            count = probe(path).frames or len(read_video(path))
+            count = len(frame_files(path)) if path.is_dir() else probe(path).frames or len(read_video(path))
         except VideoError as err:
             log.warning("skipping %s: %s", path, err)
             count = 0
@@ -68,7 +92,7 @@ def folder_windows(folder: str | Path, frames: int, num: int, seed: int) -> Iter
     videos = list_videos(folder)
     for v, start in window_plan(video_lengths(videos), frames, num, seed):
         try:
-            video = read_video(videos[v], max_frames=start + frames)
+            video = _read(videos[v], max_frames=start + frames)
         except VideoError as err:
             log.warning("skipping %s: %s", videos[v], err)
             continue
@@ -79,7 +103,7 @@ def folder_windows(folder: str | Path, frames: int, num: int, seed: int) -> Iter
 def _clip(path: Path, index: int, frames: int) -> np.ndarray | None:
     """Clip `index` of a video, or None when the video is too short or unreadable (logged)."""
     try:
-        video = read_video(path, max_frames=(index + 1) * frames)
+        video = _read(path, max_frames=(index + 1) * frames)
     except VideoError as err:
         log.warning("skipping %s: %s", path, err)
         return None
@@ -95,5 +119,6 @@ def folder_hash(folder: str | Path) -> str:
     folder = Path(folder)
     digest = hashlib.sha256()
     for path in list_videos(folder):
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
+        content = folder_digest(path) if path.is_dir() else sha256_file(path)
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{content}\n".encode())
     return digest.hexdigest()
