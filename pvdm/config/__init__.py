@@ -52,11 +52,27 @@ class Params(StrictModel):
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Params:
+        self._check_batch_memory()
         self.autoencoder.check_geometry(self.data)
         self.diffusion.denoiser.check_autoencoder(self.autoencoder.model)
         self.sample.check_process(self.diffusion)
         return self
 
+    def _check_batch_memory(self) -> None:
+        """A batch of clips alone (float32, before any activation) beyond MAX_BATCH_BYTES is a typo, not a run."""
+        for key, batch in (
+            ("autoencoder.train.batch_size", self.autoencoder.train.batch_size),
+            ("diffusion.train.batch_size", self.diffusion.train.batch_size),
+        ):
+            need = batch * self.data.clip_bytes()
+            if need > MAX_BATCH_BYTES:
+                raise ValueError(
+                    f"{key} {batch} x data.frames {self.data.frames} x data.resolution {self.data.resolution}^2 "
+                    f"needs {need / 2**40:.1f} TiB for the input batch alone (limit {MAX_BATCH_BYTES / 2**40:.0f} TiB)"
+                )
+
+
+MAX_BATCH_BYTES = 2**40  # 1 TiB: no machine holds an input batch this large
 
 P = TypeVar("P", bound=Params)
 

@@ -103,7 +103,9 @@ class ProcessConfig(StrictModel):
 
 
 class DiffusionTrainConfig(TrainConfig):
-    batch_size: int = Field(64, ge=1, description="clips per optimizer step, summed over all workers")
+    batch_size: int = Field(
+        64, ge=1, le=65536, description="clips per optimizer step, summed over all workers"
+    )
     betas: list[float] = Field(default_factory=lambda: [0.9, 0.999], min_length=2, max_length=2)
     grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 disables clipping")
     ema_decay: float = Field(0.9999, ge=0.0, le=1.0)

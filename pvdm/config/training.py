@@ -10,8 +10,12 @@ from pvdm.config.base import StrictModel
 
 
 class TrainConfig(StrictModel):
-    steps: int = Field(1000, ge=1, description="optimizer steps in total (resume continues up to this count)")
-    batch_size: int = Field(4, ge=1, description="clips per optimizer step, summed over all workers")
+    steps: int = Field(
+        1000, ge=1, le=10**9, description="optimizer steps in total (resume continues up to this count)"
+    )
+    batch_size: int = Field(
+        4, ge=1, le=65536, description="clips per optimizer step, summed over all workers"
+    )
     lr: float = Field(1e-4, gt=0, le=1.0)
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant",

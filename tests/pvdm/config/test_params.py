@@ -129,3 +129,12 @@ def test_a_negative_worker_count_is_one_line_from_the_cli(tmp_path: Path) -> Non
         and "Invalid value for '--workers': -3 is not in the range x>=0" in result.output
     )
     assert "Traceback" not in result.output
+
+
+def test_sizes_that_would_need_terabytes_are_one_line_errors() -> None:
+    with pytest.raises(ConfigError, match=r"autoencoder.train.batch_size 4 x .* needs 3.0 TiB") as refused:
+        parse_params({"data": {"resolution": 4096, "frames": 4096}})
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ConfigError, match="data.resolution: Input should be less than or equal to 4096"):
+        parse_params({"data": {"resolution": 10**6}})
+    parse_params({"data": {"resolution": 64, "frames": 16}, "diffusion": {"train": {"batch_size": 512}}})
