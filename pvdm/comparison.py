@@ -118,8 +118,9 @@ def train_family(
     ae = ae.to(device)
     metrics["autoencoder_params"] = count_params(ae)
     store = cache_latents(
-        ae, clips, workdir / "latents", autoencoder_sha256="compare", device=device, progress=False
-    )
+        ae, clips, workdir / "latents", autoencoder_sha256="compare", device=device, progress=False,
+        jitter_windows=params.diffusion.train.jitter_windows,
+    )  # fmt: skip
     dataset = LatentPairDataset(workdir / "latents", "train")
     payload, metrics["diffusion_step_s"] = _trained(
         workdir / "diffusion",

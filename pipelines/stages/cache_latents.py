@@ -19,7 +19,10 @@ from pvdm.families.registry import load_autoencoder
 def main(params: Params) -> None:
     with stage_run(
         "cache_latents",
-        {"runtime.device": params.runtime.device},
+        {
+            "runtime.device": params.runtime.device,
+            "diffusion.train.jitter_windows": params.diffusion.train.jitter_windows,
+        },
         deps=["data/clips", "data/models/autoencoder.pt"],
     ):
         device = resolve_device(params.runtime.device)
@@ -27,10 +30,14 @@ def main(params: Params) -> None:
         model = load_autoencoder(payload).to(device)
         mlflow.set_tag("pvdm.family", payload["family"])
         store = cache_latents(
-            model, CLIPS, LATENTS, autoencoder_sha256=file_sha256(MODELS / "autoencoder.pt"), device=device
-        )
+            model, CLIPS, LATENTS, autoencoder_sha256=file_sha256(MODELS / "autoencoder.pt"), device=device,
+            jitter_windows=params.diffusion.train.jitter_windows,
+        )  # fmt: skip
         pairs = int((store.manifest["previous"] >= 0).sum())
-        mlflow.log_metrics({"latents": float(len(store)), "pairs": float(pairs)})
+        windows = int((store.manifest["offset"] > 0).sum())
+        mlflow.log_metrics(
+            {"latents": float(len(store)), "pairs": float(pairs), "jitter_windows": float(windows)}
+        )
         mlflow.log_dict(store.meta, "latent_store_meta.json")
 
 

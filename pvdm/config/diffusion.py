@@ -117,6 +117,14 @@ class DiffusionTrainConfig(TrainConfig):
     ema_warmup: bool = Field(
         True, description="use min(decay, (1 + n) / (10 + n)) after n updates, so early EMA tracks the model"
     )
+    jitter_windows: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="temporal jitter: clip-long windows cached between each pair of consecutive clips, at evenly "
+        "spaced starts, as extra unconditional targets (the official code starts its targets anywhere in a "
+        "two-clip window); 0: the clip grid only",
+    )
     cond_prob: float = Field(
         0.3,
         ge=0.0,

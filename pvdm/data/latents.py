@@ -2,14 +2,22 @@
 
 Every clip is encoded once (the official code re-encoded every batch). Layout of a store directory:
 
-    latents.npy      (N, *spec.shape) in spec.dtype: row i = clip i of the clip store (absent for `clips` storage)
+    latents.npy      (N + W, *spec.shape) in spec.dtype: row i < N = clip i of the clip store, then W jittered
+                     windows (absent for `clips` storage)
     manifest.parquet clip_id, split, previous (row of the clip that precedes it in the same video, -1 if none),
-                     label (class id, -1 = unlabelled)
+                     label (class id, -1 = unlabelled), window_of and offset (below; -1 and 0 for a clip)
     meta.json        the LatentSpec, `storage` ('array' or 'clips'), the clip store's path for 'clips' storage,
                      the label names, and the autoencoder checkpoint's SHA-256
 
 `clips` storage is the identity autoencoder's (pixel-space families): latent i is clip i of the clip store, so the
 store holds a manifest and no copy of the data.
+
+Temporal jitter (`diffusion.train.jitter_windows` = J > 0). The official PVDM training draws most of its targets as a
+clip-long window starting anywhere inside two consecutive clips, not only on the clip grid. Latents are cached, so
+the windows are too: for every pair of consecutive clips (a, b), J windows starting at evenly spaced frames o of a
+(frames a[o:] then b[:o]) are encoded and appended as rows with `window_of` = b and `offset` = o. They are
+unconditional training targets (previous -1), in the pair's split and class. With `clips` storage a window is put
+together from the two clips when it is read.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from tqdm import tqdm
 from pvdm.data.clips import ClipStore, to_model_tensor
 from pvdm.families.roles import LatentSpec, VideoAutoencoder
 
-MANIFEST_COLUMNS = ["clip_id", "split", "previous", "label"]
+MANIFEST_COLUMNS = ["clip_id", "split", "previous", "label", "window_of", "offset"]
 
 
 def write_latent_store(
@@ -50,7 +58,9 @@ def write_latent_store(
     if (latents is None) == (clips is None):
         raise ValueError("give either the latents array or the clip store they are (identity), not both")
     if latents is not None and (latents.shape[1:] != spec.shape or len(manifest) != len(latents)):
-        raise ValueError(f"latents {latents.shape} do not match {spec.shape} and {len(manifest)} manifest rows")
+        raise ValueError(
+            f"latents {latents.shape} do not match {spec.shape} and {len(manifest)} manifest rows"
+        )
     root.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(root)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
@@ -64,7 +74,10 @@ def write_latent_store(
     if latents is not None:
         np.save(tmp / "latents.npy", latents.astype(spec.dtype))
     else:
-        meta["clips"] = os.path.relpath(Path(clips).resolve(), root.resolve())  # relative: the project can move
+        meta["clips"] = os.path.relpath(
+            Path(clips).resolve(), root.resolve()
+        )  # relative: the project can move
+    manifest = manifest.assign(**{c: d for c, d in (("window_of", -1), ("offset", 0)) if c not in manifest})
     manifest[MANIFEST_COLUMNS].to_parquet(tmp / "manifest.parquet", index=False)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     swap_in(tmp, root)
@@ -95,13 +108,23 @@ class LatentStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         if not (self.root / "meta.json").is_file():
-            raise FileNotFoundError(f"{self.root} is not a latent store: meta.json is missing (run cache_latents)")
+            raise FileNotFoundError(
+                f"{self.root} is not a latent store: meta.json is missing (run cache_latents)"
+            )
         self.meta = json.loads((self.root / "meta.json").read_text())
         if "spec" not in self.meta:
-            raise ValueError(f"{self.root}: written by an older pvdm (no latent spec): run cache_latents again")
+            raise ValueError(
+                f"{self.root}: written by an older pvdm (no latent spec): run cache_latents again"
+            )
         self.spec = LatentSpec.from_dict(self.meta["spec"])
         self.label_names: list[str] = list(self.meta.get("label_names", []))
         self.manifest = pd.read_parquet(self.root / "manifest.parquet")
+        for column, default in (("window_of", -1), ("offset", 0)):  # stores written before temporal jitter
+            if column not in self.manifest.columns:
+                self.manifest[column] = default
+        self._window_of = self.manifest["window_of"].to_numpy()
+        self._offset = self.manifest["offset"].to_numpy()
+        self._previous = self.manifest["previous"].to_numpy()
         if self.meta["storage"] == "clips":
             self.clips: ClipStore | None = ClipStore(self.root / self.meta["clips"])
             self.latents = None
@@ -115,6 +138,9 @@ class LatentStore:
     def latent(self, i: int) -> torch.Tensor:
         """Latent i as float32 (*spec.shape)."""
         if self.clips is not None:
+            if self._offset[i]:
+                b = int(self._window_of[i])
+                return to_model_tensor(window(self.clips, int(self._previous[b]), b, int(self._offset[i])))
             return to_model_tensor(self.clips[i])
         return torch.from_numpy(np.array(self.latents[i], dtype=np.float32))
 
@@ -156,17 +182,36 @@ class LatentPairDataset(Dataset):
         return z, self.store.latent(j), True, label
 
 
-def latent_manifest(store: ClipStore) -> pd.DataFrame:
-    """The latent store's manifest: one row per clip, in clip-store order."""
+def latent_manifest(store: ClipStore, jitter_windows: int = 0) -> pd.DataFrame:
+    """The latent store's manifest: one row per clip, in clip-store order, then the jittered windows."""
     previous = [store.previous_clip(i) for i in range(len(store))]
-    return pd.DataFrame(
+    clips = pd.DataFrame(
         {
             "clip_id": store.manifest["clip_id"].to_numpy(),
             "split": store.manifest["split"].to_numpy(),
             "previous": [-1 if p is None else p for p in previous],
             "label": store.labels(),
+            "window_of": -1,
+            "offset": 0,
         }
     )
+    offsets = jitter_offsets(store.frames, jitter_windows)
+    windows = [
+        {"clip_id": f"{row.clip_id}@-{store.frames - o}", "split": row.split, "previous": -1, "label": row.label,
+         "window_of": b, "offset": o}
+        for b, row in enumerate(clips.itertuples()) if row.previous >= 0 for o in offsets
+    ]  # fmt: skip
+    return pd.concat([clips, pd.DataFrame(windows, columns=clips.columns)], ignore_index=True)
+
+
+def jitter_offsets(frames: int, windows: int) -> list[int]:
+    """`windows` start frames evenly spaced strictly inside a clip of `frames` frames (all of 1..frames-1 at most)."""
+    return sorted({min(frames - 1, max(1, round((k + 1) * frames / (windows + 1)))) for k in range(windows)})
+
+
+def window(clips: ClipStore, a: int, b: int, offset: int) -> np.ndarray:
+    """The clip-long window starting at frame `offset` of clip a and running into the clip b that follows it."""
+    return np.concatenate([clips[a][offset:], clips[b][:offset]])
 
 
 @torch.no_grad()
@@ -177,11 +222,23 @@ def encode_clip_store(
     batch_size: int,
     device: torch.device,
     progress: bool = True,
+    manifest: pd.DataFrame | None = None,
 ) -> np.ndarray:
-    """Encode every clip once: latents float32 (N, *latent shape), in clip-store order."""
+    """Encode every row of `manifest` once (default: every clip): latents float32 (rows, *latent shape), in order.
+    A jittered window row is put together from its two clips first."""
+    manifest = manifest if manifest is not None else latent_manifest(store)
+    previous, window_of, offset = (manifest[c].to_numpy() for c in ("previous", "window_of", "offset"))
+
+    def pixels(i: int) -> np.ndarray:
+        if offset[i]:
+            b = int(window_of[i])
+            return window(store, int(previous[b]), b, int(offset[i]))
+        return store[i]
+
     out = []
-    for start in tqdm(range(0, len(store), batch_size), desc="cache_latents", disable=not progress):
-        batch = torch.stack([to_model_tensor(store[i]) for i in range(start, min(start + batch_size, len(store)))])
+    for start in tqdm(range(0, len(manifest), batch_size), desc="cache_latents", disable=not progress):
+        rows = range(start, min(start + batch_size, len(manifest)))
+        batch = torch.stack([to_model_tensor(pixels(i)) for i in rows])
         out.append(encode(batch.to(device)).float().cpu().numpy())
     return np.concatenate(out)
 
@@ -195,15 +252,24 @@ def cache_latents(
     batch_size: int = 8,
     device: torch.device | None = None,
     progress: bool = True,
+    jitter_windows: int = 0,
 ) -> LatentStore:
     """The `cache_latents` stage: encode the clip store once into a latent store (or, for an autoencoder that
-    does not cache, e.g. the identity, write a manifest pointing at the clips)."""
+    does not cache, e.g. the identity, write a manifest pointing at the clips), with `jitter_windows` windows
+    between each pair of consecutive clips (module docstring)."""
     store = ClipStore(clips)
-    spec, manifest = autoencoder.latent_spec, latent_manifest(store)
+    spec, manifest = autoencoder.latent_spec, latent_manifest(store, jitter_windows)
     latents = None
     if autoencoder.caches_latents:
         device = device or next(autoencoder.parameters()).device
-        latents = encode_clip_store(autoencoder.encode, store, batch_size=batch_size, device=device, progress=progress)
+        latents = encode_clip_store(
+            autoencoder.encode,
+            store,
+            batch_size=batch_size,
+            device=device,
+            progress=progress,
+            manifest=manifest,
+        )
     write_latent_store(
         root, latents, manifest, spec, autoencoder_sha256,
         label_names=store.label_names, clips=None if autoencoder.caches_latents else clips,
