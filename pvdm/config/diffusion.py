@@ -50,6 +50,12 @@ class TriplaneUNetConfig(ModelSpec):
         description="downsample factors (1 = full plane size) whose blocks end with joint triplane attention",
     )
     mid_attention: bool = Field(True, description="joint attention in the middle block")
+    attention_layout: Literal["compact", "official"] = Field(
+        "compact",
+        description="compact: joint attention closes the blocks at attention_resolutions (pvdm's default); "
+        "official: as the official PVDM code, joint attention after every block at every level, plus attention "
+        "within each plane at attention_resolutions (bench.attention_layout compares them)",
+    )
     num_heads: int = Field(8, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     use_scale_shift_norm: bool = Field(
@@ -71,7 +77,9 @@ class TriplaneUNetConfig(ModelSpec):
 
     @model_validator(mode="after")
     def _shapes_are_consistent(self) -> TriplaneUNetConfig:
-        check_unet_shape(self.model_channels, self.channel_mult, self.num_heads, self.attention_resolutions)
+        every_level = [2**level for level in range(len(self.channel_mult))]
+        attended = every_level if self.attention_layout == "official" else self.attention_resolutions
+        check_unet_shape(self.model_channels, self.channel_mult, self.num_heads, attended)
         return self
 
     def check_autoencoder(self, autoencoder: ModelSpec) -> None:

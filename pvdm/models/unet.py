@@ -10,8 +10,10 @@ forward(z (B, C, L), t (B,), cond (B, C, L) | None, label (B,) | None) -> eps (B
     the matching skip, so odd and tiny planes (S = 4 over four levels: 4 -> 2 -> 1 -> 1) need no padding.
 
 Departures from the official code, and why: its joint attention runs after every block at every level plus a
-per-plane attention at the attention resolutions; here one joint attention closes each block at the attention
-resolutions (it covers the per-plane one, its keys include the plane's own tokens) and in the middle block.
+per-plane attention at the attention resolutions; here (attention_layout: compact, the default) one joint attention
+closes each block at the attention resolutions (it covers the per-plane one, its keys include the plane's own
+tokens) and in the middle block. attention_layout: official builds the official layout instead;
+`python -m bench.attention_layout` trains both on the demo and compares FVD and cost.
 A learned per-plane vector is added to the time embedding, because z_h and z_w have the same size and a
 weight-shared network otherwise cannot tell them apart.
 """
@@ -97,15 +99,32 @@ class JointAttention(nn.Module):
         ]
 
 
-class PlaneBlock(CheckpointedBlock):
-    """A res block applied to each plane with its own embedding, then (optionally) joint attention."""
+class PlaneAttention(JointAttention):
+    """Multi-head self-attention within each plane on its own (the official layout's per-plane attention)."""
 
-    def __init__(self, res: ResBlock, attn: JointAttention | None, checkpointing: bool) -> None:
+    def forward(self, planes: PlaneList) -> PlaneList:
+        return [super(PlaneAttention, self).forward([p])[0] for p in planes]
+
+
+class PlaneBlock(CheckpointedBlock):
+    """A res block applied to each plane with its own embedding, then (optionally) attention within each plane,
+    then (optionally) joint attention."""
+
+    def __init__(
+        self,
+        res: ResBlock,
+        attn: JointAttention | None,
+        checkpointing: bool,
+        plane_attn: PlaneAttention | None = None,
+    ) -> None:
         super().__init__()
         self.res, self.attn, self.checkpointing = res, attn, checkpointing
+        self.plane_attn = plane_attn
 
     def _forward(self, planes: PlaneList, embs: PlaneList) -> PlaneList:
         planes = [self.res(h, e) for h, e in zip(planes, embs, strict=True)]
+        if self.plane_attn is not None:
+            planes = self.plane_attn(planes)
         return self.attn(planes) if self.attn is not None else planes
 
 
@@ -145,9 +164,14 @@ class TriplaneUNet(Denoiser):
         self.plane_embed = nn.Parameter(torch.zeros(3, emb_dim)) if cfg.plane_embedding else None
         self.input_conv = nn.Conv2d(2 * latent.channels, ch, 3, padding=1)  # z and cond on channels
 
-        def block(cin: int, cout: int, attention: bool) -> PlaneBlock:
-            attn = JointAttention(cout, cfg.num_heads, cfg.norm_groups) if attention else None
-            return PlaneBlock(ResBlock(cin, cout, emb_dim, cfg), attn, cfg.activation_checkpointing)
+        official = cfg.attention_layout == "official"
+
+        def block(cin: int, cout: int, attention: bool, level_block: bool = True) -> PlaneBlock:
+            # official: joint attention after every block of every level, per-plane attention where `attention`
+            joint = attention or (official and level_block)
+            attn = JointAttention(cout, cfg.num_heads, cfg.norm_groups) if joint else None
+            plane = PlaneAttention(cout, cfg.num_heads, cfg.norm_groups) if official and attention else None
+            return PlaneBlock(ResBlock(cin, cout, emb_dim, cfg), attn, cfg.activation_checkpointing, plane)
 
         def build(op: Op) -> nn.Module:
             if op.kind == "block":
@@ -156,7 +180,9 @@ class TriplaneUNet(Denoiser):
 
         down, up, ch = unet_layout(cfg.model_channels, cfg.channel_mult, cfg.num_res_blocks)
         self.down = nn.ModuleList(build(op) for op in down)
-        self.middle = nn.ModuleList([block(ch, ch, cfg.mid_attention), block(ch, ch, False)])
+        self.middle = nn.ModuleList(
+            [block(ch, ch, cfg.mid_attention), block(ch, ch, False, level_block=False)]
+        )
         self.up = nn.ModuleList(build(op) for op in up)
         ch = up[-1].cout
 

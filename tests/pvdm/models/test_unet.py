@@ -187,3 +187,32 @@ def test_bad_unet_configs_name_the_problem(data: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=".*") as info:
         validate_section(TriplaneUNetConfig, data, prefix="diffusion.denoiser")
     assert needle in str(info.value)
+
+
+def test_the_official_attention_layout_attends_at_every_level_and_within_planes() -> None:
+    from pvdm.models.unet import PlaneAttention, PlaneBlock
+
+    compact = TriplaneUNet(tiny(), SQUARE)
+    official = TriplaneUNet(tiny(attention_layout="official"), SQUARE)
+    level_blocks = [m for m in [*official.down, *official.up] if isinstance(m, PlaneBlock)]
+    assert level_blocks and all(b.attn is not None for b in level_blocks)  # joint attention after every block
+    assert official.middle[1].attn is None
+    # within-plane attention at factor 2: one block down, two up (num_res_blocks + 1), and the middle block
+    assert sum(isinstance(m, PlaneAttention) for m in official.modules()) == 4
+    assert sum(isinstance(m, PlaneAttention) for m in compact.modules()) == 0
+    assert sum(p.numel() for p in official.parameters()) > sum(p.numel() for p in compact.parameters())
+    z, t = torch.randn(2, *SQUARE.packed_shape), torch.tensor([3, 7])
+    assert official(z, t).shape == z.shape
+
+
+def test_attention_within_a_plane_never_mixes_planes() -> None:
+    from pvdm.models.unet import PlaneAttention
+
+    attn = randomized(PlaneAttention(channels=4, heads=2, groups=2))
+    planes = [torch.randn(1, 4, 3, 5), torch.randn(1, 4, 2, 5), torch.randn(1, 4, 3, 2)]
+    with torch.no_grad():
+        base = attn(planes)
+        moved = attn([planes[0] + 1.0, planes[1], planes[2]])
+    assert (moved[0] - base[0]).abs().max() > 1e-3
+    torch.testing.assert_close(moved[1], base[1])
+    torch.testing.assert_close(moved[2], base[2])
