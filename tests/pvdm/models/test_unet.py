@@ -7,6 +7,7 @@ from pvdm.config.base import ConfigError, validate_section
 from pvdm.config.diffusion import TriplaneUNetConfig
 from pvdm.models.latent import LatentShape, pack_planes, unpack_planes
 from pvdm.models.unet import PAPER_LATENT, JointAttention, TriplaneUNet, paper_unet
+from tests.pvdm.models.helpers import randomized
 
 SQUARE = LatentShape(channels=4, frames=6, height=6, width=6)  # three 6x6 planes, L = 108
 
@@ -19,15 +20,6 @@ def tiny(**overrides) -> TriplaneUNetConfig:
         model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2], num_heads=2
     )
     return TriplaneUNetConfig(**(base | overrides))
-
-
-def randomized(model: torch.nn.Module) -> torch.nn.Module:
-    """Give every weight (the zero-initialised ones too) a random value, so every path carries signal."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return model.eval()
 
 
 def perturb_plane(z: torch.Tensor, shape: LatentShape, plane: int, sample: int = 0) -> torch.Tensor:

@@ -10,19 +10,12 @@ from pvdm.diffusion.autoregressive import sample_video
 from pvdm.diffusion.schedule import NoiseSchedule
 from pvdm.models.vidm_motion import MotionGenerator
 from pvdm.models.vidm_unet import FrameUNet, denoising_loss
+from tests.pvdm.models.helpers import randomized
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CFG = TriplaneUNetConfig(model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2],
                          num_heads=2, norm_groups=4)  # fmt: skip
 SIZE = (8, 8)
-
-
-def randomized(model: torch.nn.Module) -> torch.nn.Module:
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return model.eval()
 
 
 def frames(batch: int = 2) -> tuple[torch.Tensor, ...]:
