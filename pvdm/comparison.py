@@ -50,6 +50,7 @@ FAMILY_NAMES = {
     ("triplane", "triplane_unet"): "PVDM",
     ("identity", "unet3d"): "pixel VDM",
     ("vqgan3d", "unet3d"): "3D-VQGAN + VDM",
+    ("identity", "vidm"): "VIDM",
 }
 MB = 1024**2
 

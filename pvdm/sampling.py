@@ -18,7 +18,7 @@ from pvdm.config.sample import SampleConfig
 from pvdm.diffusion.long_video import generate_long_video
 from pvdm.diffusion.samplers import class_guided, get_sampler, guided
 from pvdm.families.registry import TrainedDiffusion, check_pair, load_autoencoder, load_diffusion
-from pvdm.families.roles import VideoAutoencoder
+from pvdm.families.roles import VideoAutoencoder, VideoDraw
 
 
 @dataclass
@@ -71,6 +71,8 @@ def sample_clips(
 ) -> torch.Tensor:
     """n clips (n, 3, S, H, W) in [-1, 1]; `labels` (n,) class ids for a class-conditional model, guided with
     `cfg.guidance` (None: unconditional)."""
+    if model.diffusion.model.draws_videos:
+        return _drawn_by_family(model, n, model.clip_frames, cfg, generator, labels)
     sampler, d = get_sampler(cfg.sampler), model.diffusion
     out = []
     for start, b in batch_starts(n, cfg.batch_size):
@@ -101,6 +103,8 @@ def sample_long_videos(
     `labels` (n,): each video's class, kept for all its clips (None: unconditional)."""
     if frames < 1:
         raise ValueError(f"frames must be >= 1 (got {frames})")
+    if model.diffusion.model.draws_videos:
+        return _drawn_by_family(model, n, frames, cfg, generator, labels)
     n_clips, d = math.ceil(frames / model.clip_frames), model.diffusion
     out = []
     for start, b in batch_starts(n, cfg.batch_size):
@@ -119,6 +123,23 @@ def sample_long_videos(
             x0_bound=d.x0_bound,
         )
         out.append(long.video[:, :, :frames].cpu())
+    return torch.cat(out)
+
+
+def _drawn_by_family(
+    model: VideoModel,
+    n: int,
+    frames: int,
+    cfg: SampleConfig,
+    generator: torch.Generator,
+    labels: torch.Tensor | None,
+) -> torch.Tensor:
+    """Videos from a family that draws them itself (Denoiser.draws_videos: VIDM, frame by frame), decoded."""
+    d, out = model.diffusion, []
+    for start, b in batch_starts(n, cfg.batch_size):
+        draw = VideoDraw(cfg.sampler, cfg.steps, cfg.eta, generator, _labels(labels, start, b, model.device),
+                         cfg.guidance, d.x0_bound, progress=True)  # fmt: skip
+        out.append(model.decode(d.model.draw_videos(b, frames, d.schedule, draw)).cpu())
     return torch.cat(out)
 
 

@@ -26,7 +26,9 @@ def main(params: Params) -> None:
     with stage_run("train_diffusion", section, deps=["data/latents"]) as run:
         mlflow.set_tag("pvdm.family", params.diffusion.denoiser.type)
         dataset = LatentPairDataset(LATENTS, "train")
-        loop = partial(train_diffusion, params.diffusion, params.runtime, dataset, dataset.store.spec)
+        loop = partial(
+            train_diffusion, params.diffusion, params.runtime, dataset, dataset.store.spec, root=ROOT
+        )
         payload = train_on_ray(
             "train_diffusion", loop, params, log_metrics=MetricSink.for_active_run(run), section=section,
             run_inputs=[LATENTS / "meta.json", LATENTS / "manifest.parquet"], root=ROOT,

@@ -16,6 +16,7 @@ from pvdm.config.preprocess import PreprocessConfig
 from pvdm.config.runtime import RuntimeConfig
 from pvdm.config.sample import SampleConfig
 from pvdm.config.unet3d import UNet3DConfig
+from pvdm.config.vidm import VIDMConfig
 from pvdm.config.vqgan3d import VQGAN3DConfig
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "RuntimeConfig",
     "SampleConfig",
     "UNet3DConfig",
+    "VIDMConfig",
     "VQGAN3DConfig",
     "load_params",
     "parse_params",
@@ -54,6 +56,7 @@ class Params(StrictModel):
     def _sections_agree(self) -> Params:
         self._check_batch_memory()
         self.autoencoder.check_geometry(self.data)
+        self.diffusion.denoiser.check_data(self.data.resolution, self.data.frames)
         self.diffusion.denoiser.check_autoencoder(self.autoencoder.model)
         self.sample.check_process(self.diffusion)
         return self

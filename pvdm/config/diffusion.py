@@ -92,8 +92,10 @@ class TriplaneUNetConfig(ModelSpec):
 
 class ProcessConfig(StrictModel):
     timesteps: int = Field(1000, ge=1, description="T: length of the forward noising chain")
-    schedule: Literal["linear", "cosine"] = Field(
-        "linear", description="linear: linear in sqrt(beta) (LDM/PVDM convention); cosine: Nichol & Dhariwal"
+    schedule: Literal["linear", "ddpm_linear", "cosine"] = Field(
+        "linear",
+        description="linear: linear in sqrt(beta) (LDM/PVDM convention); ddpm_linear: linear in beta itself (Ho et "
+        "al. 2020, improved-diffusion; VIDM's code base); cosine: Nichol & Dhariwal",
     )
     beta_start: float = Field(0.0015, gt=0.0, lt=1.0)
     beta_end: float = Field(0.0195, gt=0.0, lt=1.0)

@@ -3,10 +3,13 @@ conditioned on frame 0 and the latest frame, for any number of frames (the paper
 
 The implicit motion condition is computed once per frame (it depends only on clean frames), not once per step.
 Any sampler of pvdm.diffusion.samplers (DDPM ancestral, the paper's protocol; DDIM as an option) runs each frame's
-chain; one progress bar counts frames x steps.
+chain; one progress bar counts frames x steps. Class-conditional generators are guided on the label
+(eps_null + w * (eps_label - eps_null)) in both generators.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -15,6 +18,21 @@ from pvdm.diffusion.samplers import ModelFn, get_sampler
 from pvdm.diffusion.schedule import NoiseSchedule
 from pvdm.models.vidm_motion import MotionGenerator
 from pvdm.models.vidm_unet import FrameUNet
+
+# eps(x_t, t, label) of one generator with everything else bound
+LabelledFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+def label_guided(fn: LabelledFn, label: torch.Tensor | None, w: float) -> ModelFn:
+    """Classifier-free guidance on the class (Ho & Salimans 2022); one pass when unconditional or w = 1."""
+    if label is None or w == 1.0:
+        return lambda x, t: fn(x, t, label)
+
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        eps_label, eps_null = fn(x, t, label), fn(x, t, None)
+        return eps_null + w * (eps_label - eps_null)
+
+    return eps
 
 
 @torch.no_grad()
@@ -29,30 +47,34 @@ def sample_video(
     generator: torch.Generator,
     sampler: str = "ddpm",
     eta: float = 0.0,
+    label: torch.Tensor | None = None,
+    guidance: float = 1.0,
+    x0_bound: float | None = 1.0,
     progress: bool = False,
 ) -> torch.Tensor:
-    """Videos (B, C, frames, H, W) in [-1, 1]; shape = (B, C, H, W) of one frame."""
+    """Videos (B, C, frames, H, W) in [-1, 1]; shape = (B, C, H, W) of one frame; label (B,) class ids or None."""
     if frames < 1:
         raise ValueError(f"frames must be at least 1 (got {frames})")
     sample = get_sampler(sampler)
     bar = tqdm(total=frames * steps, desc="VIDM frames x steps", disable=not progress)
 
-    def counted(fn: ModelFn) -> ModelFn:
-        def call(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def chain(fn: LabelledFn) -> torch.Tensor:
+        guided = label_guided(fn, label, guidance)
+
+        def counted(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             bar.update()
-            return fn(x, t)
+            return guided(x, t)
 
-        return call
+        return sample(counted, shape, schedule, steps=steps, generator=generator, eta=eta, x0_bound=x0_bound)
 
-    def chain(fn: ModelFn) -> torch.Tensor:
-        return sample(counted(fn), shape, schedule, steps=steps, generator=generator, eta=eta, x0_bound=1.0)
-
-    first = chain(lambda x, t: content(x, t))
+    first = chain(lambda x, t, y: content(x, t, None, y))
     video, latest = [first], first
     for n in range(1, frames):
         index = torch.full((shape[0],), n, device=first.device, dtype=torch.long)
         z = motion.condition(first, latest)
-        latest = chain(lambda x, t, index=index, latest=latest, z=z: motion(x, t, index, first, latest, z))
+        latest = chain(
+            lambda x, t, y, index=index, latest=latest, z=z: motion(x, t, index, first, latest, z, y)
+        )
         video.append(latest)
     bar.close()
     return torch.stack(video, dim=2)

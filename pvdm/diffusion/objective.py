@@ -9,6 +9,8 @@ clean latent, otherwise on the null (all-zero) condition. A sample with no previ
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -85,3 +87,43 @@ def eps_loss(
     noise = draw(tuple(z0.shape), generator, z0.device, z0.dtype)
     pred = denoise(model, q_sample(z0, t, noise, schedule), t, cond, label)
     return F.mse_loss(pred.float(), noise.float())
+
+
+@dataclass
+class TrainingBatch:
+    """What one diffusion training step sees, as the latent store gives it.
+
+    z (B, *spec.shape): clean latents to denoise; z_prev: the clean latents of the clips right before them (None
+    when no sample has one); has_prev (B,) bool: which z_prev are real (None: all); label (B,) long class ids for a
+    class-conditional denoiser (None: unconditional).
+    """
+
+    z: torch.Tensor
+    z_prev: torch.Tensor | None = None
+    has_prev: torch.Tensor | None = None
+    label: torch.Tensor | None = None
+
+
+class ObjectiveConfig(Protocol):
+    """The training settings an objective reads (DiffusionTrainConfig has them)."""
+
+    cond_prob: float
+    label_drop_prob: float
+
+
+def joint_eps_objective(
+    model: DenoiserFn,
+    batch: TrainingBatch,
+    schedule: NoiseSchedule,
+    cfg: ObjectiveConfig,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """PVDM's objective (section 3.3) with classifier-free label dropout: each sample conditioned on its previous
+    clip with probability cond_prob, its label dropped with probability label_drop_prob, then L_simple.
+    Returns (loss, numbers to log); cond_fraction is the share of the batch that was conditioned."""
+    cond, use_prev = choose_conditions(
+        batch.z_prev, batch.has_prev, batch.z.shape[0], cfg.cond_prob, generator
+    )
+    label = drop_labels(batch.label, cfg.label_drop_prob, generator)
+    loss = eps_loss(model, batch.z, cond, schedule, generator, label=label)
+    return loss, {"cond_fraction": use_prev.float().mean().item()}

@@ -65,6 +65,8 @@ class NoiseSchedule:
 def make_schedule(cfg: ProcessConfig) -> NoiseSchedule:
     if cfg.schedule == "linear":
         betas = linear_betas(cfg.timesteps, cfg.beta_start, cfg.beta_end)
+    elif cfg.schedule == "ddpm_linear":
+        betas = torch.linspace(cfg.beta_start, cfg.beta_end, cfg.timesteps, dtype=torch.float64)
     else:
         betas = cosine_betas(cfg.timesteps)
     return NoiseSchedule.from_betas(betas)

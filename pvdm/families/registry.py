@@ -31,6 +31,7 @@ BUILTIN_FAMILIES = (
     "pvdm.families.identity",
     "pvdm.families.vdm",
     "pvdm.families.vqgan3d",
+    "pvdm.families.vidm",
 )
 
 _AUTOENCODERS: dict[str, AutoencoderBuilder] = {}

@@ -15,10 +15,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
+
+from pvdm.diffusion.objective import ObjectiveConfig, TrainingBatch, joint_eps_objective
+from pvdm.diffusion.schedule import NoiseSchedule
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,20 @@ class LatentSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatentSpec:
         return cls(**{**data, "shape": tuple(data["shape"])})
+
+
+@dataclass(frozen=True)
+class VideoDraw:
+    """How a family that draws whole videos samples them (pvdm.sampling builds it from the sample section)."""
+
+    sampler: str  # 'ddpm' | 'ddim'
+    steps: int
+    eta: float
+    generator: torch.Generator
+    label: torch.Tensor | None = None  # (n,) class ids, None: unconditional
+    guidance: float = 1.0  # classifier-free guidance scale on the label
+    x0_bound: float | None = 1.0  # predicted x_0 clipped to it (the latents' bound), None: no clip
+    progress: bool = False
 
 
 class VideoAutoencoder(nn.Module, ABC):
@@ -106,9 +124,39 @@ class Denoiser(nn.Module, ABC):
     z_t (B, *spec.shape); t (B,) integer timesteps; cond (B, *spec.shape) or None: a clean latent to condition on
     (PVDM's previous clip), None = the null condition; label (B,) long or None: class ids in [0, num_classes),
     None = the null class. Returns eps with z_t's shape.
+
+    Two optional hooks let a family own more than the network (VIDM does both; PVDM and VDM use the defaults):
+    `training_loss` (default: PVDM's joint objective on clip latents) and, with `draws_videos`, `draw_videos`
+    (default: the shared samplers and Algorithm 1 draw one latent of spec.shape per clip).
     """
 
     num_classes: int = 0
+    # True: the family draws videos of any length itself (VIDM: frame by frame); sampling calls draw_videos.
+    draws_videos: bool = False
+
+    def training_loss(
+        self,
+        batch: TrainingBatch,
+        schedule: NoiseSchedule,
+        cfg: ObjectiveConfig,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """(the loss to minimise, numbers to log) for one batch of the latent store."""
+        return joint_eps_objective(self, batch, schedule, cfg, generator)
+
+    def prepare_training(self, root: Path) -> None:
+        """Called once before training from scratch (not on resume, not when a checkpoint is loaded): the place to
+        load pretrained parts a config names (VIDM's flow network), by paths relative to the project `root`."""
+
+    def draw_videos(
+        self,
+        n: int,
+        frames: int,
+        schedule: NoiseSchedule,
+        draw: VideoDraw,
+    ) -> torch.Tensor:
+        """n latents of `frames` frames (n, C, frames, ...), for families with draws_videos."""
+        raise NotImplementedError(f"{type(self).__name__} does not draw whole videos (draws_videos is False)")
 
     @property
     @abstractmethod

@@ -38,12 +38,13 @@ class MotionGenerator(nn.Module):
         feature_residual: bool = True,
         flow_levels: int = 3,
         flow_widths: list[int] | None = None,
+        flow_kernel: int = 5,
         max_frames: int = 128,
         timesteps: int = 1000,
     ) -> None:
         super().__init__()
         self.flow = (
-            SpyNet(channels, flow_levels, flow_widths or [16, 32, 16], kernel=5)
+            SpyNet(channels, flow_levels, flow_widths or [16, 32, 16], kernel=flow_kernel)
             if implicit_condition
             else None
         )
@@ -67,10 +68,12 @@ class MotionGenerator(nn.Module):
         first: torch.Tensor,
         latest: torch.Tensor,
         z: torch.Tensor | None = None,
+        label: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """z: the condition when already computed (sampling computes it once per frame, not once per step)."""
+        """z: the condition when already computed (sampling computes it once per frame, not once per step);
+        label (B,) class ids for a class-conditional model (None: the null class)."""
         z = self.condition(first, latest) if z is None else z
-        eps = self.motion(torch.cat([x_t, first, latest, z], dim=1), t, n)
+        eps = self.motion(torch.cat([x_t, first, latest, z], dim=1), t, n, label)
         if self.base is not None:
-            eps = eps + self.base(torch.cat([x_t, first], dim=1), t)
+            eps = eps + self.base(torch.cat([x_t, first], dim=1), t, None, label)
         return eps

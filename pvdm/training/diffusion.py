@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,7 +17,7 @@ from pvdm.diffusion.ema import EMA
 from pvdm.diffusion.schedule import NoiseSchedule, make_schedule
 from pvdm.families.registry import build_denoiser, denoiser_record
 from pvdm.families.roles import LatentSpec
-from pvdm.training.diffusion_step import diffusion_train_step
+from pvdm.training.diffusion_step import TrainingObjective, diffusion_train_step
 from pvdm.training.loop import History, Metrics, TrainContext, per_rank_batch_size, run_steps, seed_everything
 from pvdm.training.schedule import (
     global_batch_indices,
@@ -99,9 +100,11 @@ def train_diffusion(
     dataset: Dataset,
     spec: LatentSpec,
     ctx: TrainContext,
+    root: Path | None = None,
 ) -> History:
     """The per-worker loop of `train_diffusion`. dataset items: (z, z_prev, has_prev, label) as in
-    LatentPairDataset; `spec` is the latent store's LatentSpec (it is recorded in every checkpoint)."""
+    LatentPairDataset; `spec` is the latent store's LatentSpec (it is recorded in every checkpoint); `root`: the
+    project folder that relative paths in the config start from (default: the working directory)."""
     seed_everything(runtime.seed)
     state = build_diffusion_state(cfg, spec, ctx.device)
     names = check_classes(state.model.num_classes, list(getattr(dataset, "label_names", [])))
@@ -110,9 +113,12 @@ def train_diffusion(
     if payload is not None:
         start = restore_diffusion_state(state, payload)
         history.rows = list(payload.get("history", []))
+    else:
+        state.model.prepare_training(root or Path.cwd())
     bare = state.model
-    state.model = ctx.prepare_model(state.model)
     t = cfg.train
+    # DDP wraps the whole objective: a family's loss may run several networks (pvdm.training.diffusion_step)
+    state.model = ctx.prepare_model(TrainingObjective(bare, state.schedule, t))
     per_rank = per_rank_batch_size(t.batch_size, ctx.world_size)
 
     def step_fn(step: int) -> Metrics:

@@ -40,6 +40,15 @@ def test_default_schedule_is_the_official_one_linear_in_sqrt_beta() -> None:
     assert 0 < s.alphas_cumprod[-1].item() < 0.01  # the chain ends close to pure noise
 
 
+def test_ddpm_linear_schedule_is_linear_in_beta_as_ho_et_al() -> None:
+    s = make_schedule(ProcessConfig(schedule="ddpm_linear", beta_start=1e-4, beta_end=0.02))
+    assert s.betas[0].item() == pytest.approx(1e-4) and s.betas[-1].item() == pytest.approx(0.02)
+    steps = s.betas[1:] - s.betas[:-1]
+    assert torch.allclose(steps, torch.full_like(steps, (0.02 - 1e-4) / 999))  # equal steps in beta itself
+    # Ho et al.'s abar_T for this schedule is about 4e-5: the chain ends in pure noise
+    assert s.alphas_cumprod[-1].item() == pytest.approx(4.04e-5, rel=0.05)
+
+
 def test_cosine_schedule_matches_nichol_dhariwal_closed_form() -> None:
     T, s_off = 50, 0.008
 

@@ -1,19 +1,22 @@
-"""VIDM's training step on moving synthetic frames: both generators learn, SpyNet through the motion loss."""
+"""VIDM's own training objective through the shared diffusion step, on moving synthetic frames: both generators
+learn, and SpyNet learns through the motion loss."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pvdm.config.diffusion import TriplaneUNetConfig
+from pvdm.config import VIDMConfig
+from pvdm.config.diffusion import DiffusionTrainConfig
+from pvdm.diffusion.ema import EMA
 from pvdm.diffusion.schedule import NoiseSchedule, linear_betas
-from pvdm.models.vidm_motion import MotionGenerator
-from pvdm.models.vidm_unet import FrameUNet
-from pvdm.training.vidm import vidm_train_step
+from pvdm.families.identity import IdentityAutoencoder
+from pvdm.families.vidm import VIDMDenoiser
+from pvdm.training.diffusion_step import diffusion_train_step
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-CFG = TriplaneUNetConfig(model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2],
-                         num_heads=2, norm_groups=4)  # fmt: skip
+CFG = VIDMConfig(model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2], num_heads=2,
+                 norm_groups=4, flow={"levels": 3, "widths": [4, 8, 4], "kernel": 5})  # fmt: skip
 
 
 def moving_squares(batch: int, frames: int, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -31,17 +34,30 @@ def moving_squares(batch: int, frames: int, size: int, generator: torch.Generato
 def test_both_generators_learn_and_spynet_learns_with_the_motion_loss() -> None:
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    content = FrameUNet(CFG, 3, 3, (8, 8), truncation=True)
-    motion = MotionGenerator(CFG, 3, (8, 8), flow_widths=[4, 8, 4])
-    spy_before = [p.detach().clone() for p in motion.flow.parameters()]
+    model = VIDMDenoiser(CFG, IdentityAutoencoder(6, 8).latent_spec)
+    spy_before = [p.detach().clone() for p in model.motion.flow.parameters()]
     schedule = NoiseSchedule.from_betas(linear_betas(100, 1e-4, 0.02))
-    optimizer = torch.optim.AdamW([*content.parameters(), *motion.parameters()], lr=2e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    train = DiffusionTrainConfig(grad_clip=1.0)
+    ema = EMA(model, 0.99)
     curve = [
-        vidm_train_step(content, motion, optimizer, moving_squares(8, 6, 8, generator), schedule, generator)
+        diffusion_train_step(
+            model,
+            ema,
+            optimizer,
+            moving_squares(8, 6, 8, generator),
+            None,
+            schedule,
+            train,
+            device=torch.device("cpu"),
+            precision="fp32",
+            generator=generator,
+        )  # fmt: skip
         for _ in range(150)
     ]
     for name in ("content_loss", "motion_loss"):
         first = sum(step[name] for step in curve[:15]) / 15
         last = sum(step[name] for step in curve[-15:]) / 15
         assert last < 0.7 * first, (name, first, last)
-    assert any(not torch.equal(a, b) for a, b in zip(spy_before, motion.flow.parameters(), strict=True))
+    assert curve[-1]["loss"] == pytest.approx(curve[-1]["content_loss"] + curve[-1]["motion_loss"], rel=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(spy_before, model.motion.flow.parameters(), strict=True))
