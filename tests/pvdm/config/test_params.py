@@ -89,7 +89,17 @@ def test_yaml_reads_exponent_floats_and_names_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["params.yaml", "params/pvdm-s.yaml", "params/pvdm-l.yaml", "params/vdm.yaml", "params/vdm-256.yaml"],
+    [
+        "params.yaml",
+        "params/pvdm-s.yaml",
+        "params/pvdm-l.yaml",
+        "params/vdm.yaml",
+        "params/vdm-256.yaml",
+        "params/vqgan-vdm.yaml",
+        "params/vqgan-vdm-128.yaml",
+        "params/vidm.yaml",
+        "params/vidm-128.yaml",
+    ],
 )
 def test_shipped_params_files_validate(name: str) -> None:
     params = load_params(Path(__file__).resolve().parents[3] / name)
@@ -104,6 +114,11 @@ def test_shipped_params_files_validate(name: str) -> None:
     if name.startswith("params/vqgan"):  # class-conditional 3D-VQGAN + 3D UNet
         assert (params.autoencoder.model.type, params.diffusion.denoiser.num_classes) == ("vqgan3d", 2 if
                 name.endswith("vdm.yaml") else 101)  # fmt: skip
+    if name.startswith("params/vidm"):  # pixel space, both generators with every addition of the paper on
+        vidm = params.diffusion.denoiser
+        assert (params.autoencoder.model.type, vidm.type) == ("identity", "vidm")
+        assert vidm.truncation and vidm.robust_loss and vidm.implicit_condition and vidm.posgn
+        assert params.diffusion.process.schedule == "ddpm_linear"
     if name.endswith("-256.yaml"):  # the PVDM paper's Table 5 geometry
         assert (params.data.resolution, params.data.frames) == (256, 16)
 
