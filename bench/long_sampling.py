@@ -1,11 +1,13 @@
-"""How sampling time grows with video length, per family: 16, 32, 64 and 128 frames (clip-wise Algorithm 1).
+"""How sampling time grows with video length, per family: 16, 32, 64 and 128 frames (clip-wise Algorithm 1; VIDM
+frame by frame).
 
-    uv run --frozen python -m bench.long_sampling                       # params.yaml and params/vdm.yaml
+    uv run --frozen python -m bench.long_sampling                       # the demo presets of every family
     uv run --frozen python -m bench.long_sampling --preset params/vdm-256.yaml --device cuda --steps 100
 
 The models are built at each preset's size with fresh weights (time does not depend on the weights); each length
 is one video, `--steps` DDIM steps per clip, decoded and concatenated. Every later clip is conditioned on the
 previous one, so with guidance 1 each clip costs the same: time should grow linearly with the number of clips.
+VIDM draws every frame with its own chain (`--steps` per frame), so its time grows linearly with the frames.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    presets = args.preset or [Path("params.yaml"), Path("params/vdm.yaml"), Path("params/vqgan-vdm.yaml")]
+    presets = args.preset or [Path(p) for p in ("params.yaml", "params/vdm.yaml", "params/vqgan-vdm.yaml",
+                                                 "params/vidm.yaml")]  # fmt: skip
     print(f"{'family':<12} {'preset':<22} " + " ".join(f"{f:>8}f" for f in LENGTHS) + "   s/clip")
     for preset in presets:
         model = model_for(preset, device)

@@ -1,6 +1,6 @@
 """`pvdm compare`: every family on the same clips, resolution, frames, sampler and steps, in one MLflow comparison.
 
-    pvdm compare                                 # PVDM (params.yaml), pixel VDM, 3D-VQGAN + VDM (params/*.yaml)
+    pvdm compare                                 # PVDM (params.yaml), pixel VDM, 3D-VQGAN + VDM, VIDM (params/*.yaml)
     pvdm compare --preset params.yaml --preset params/vdm.yaml --out data/compare
 
 The first preset sets what is held equal (pvdm.comparison.aligned). One MLflow parent run (`compare-...`, tag

@@ -23,6 +23,7 @@ import yaml
 from ruamel.yaml import YAML
 
 from pipelines.config import PipelineParams, load_pipeline_params, parse_pipeline_params
+from pipelines.paths import current_root
 from pvdm.config import ConfigError
 from pvdm.config.base import load_yaml
 
@@ -43,7 +44,7 @@ class StageResult:
 
 def project_root(project: str | Path | None = None) -> Path:
     """The project folder (where dvc.yaml and params.yaml are): `project`, else $PVDM_ROOT, else the cwd."""
-    root = Path(project or os.environ.get("PVDM_ROOT") or Path.cwd()).resolve()
+    root = Path(project).resolve() if project else current_root()
     if not (root / "dvc.yaml").is_file():
         raise FileNotFoundError(f"{root} is not a pvdm project (no dvc.yaml)")
     return root

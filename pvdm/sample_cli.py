@@ -15,7 +15,8 @@ from pvdm.config.sample import SampleConfig
     type=click.IntRange(min=1),
     default=None,
     help="Frames per video (default: one clip). "
-    "Longer videos are generated clip by clip, each conditioned on the previous one (PVDM Algorithm 1).",
+    "Longer videos are generated clip by clip, each conditioned on the previous one (PVDM Algorithm 1); "
+    "VIDM draws every frame from frame 0 and the latest one.",
 )
 @click.option(
     "--out",
