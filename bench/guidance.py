@@ -1,18 +1,13 @@
 """Does class guidance work? Sample each class with `--class`-style labels and judge the samples with a classifier
-that is not the generator, fitted on real clips only:
-
-    --judge pixels   (default) a small CNN trained on the real train clips' frames, a clip's class the mean of its
-                     frames' logits: the embedded classes differ by texture (stripes, checks), which a pixel
-                     classifier separates at 32 x 32 where Kinetics features do not
-    --judge i3d      nearest class centroid of I3D (Kinetics-400) features of real clips
+that is not the generator: nearest class centroid of I3D (Kinetics-400) features of real clips.
 
     uv run --frozen python -m bench.guidance --models data/compare/3D-VQGAN_+_VDM-<key> --clips data/compare/clips
     uv run --frozen python -m bench.guidance --autoencoder data/models/autoencoder.pt --diffusion data/models/diffusion.pt
 
 `--models` is a folder with autoencoder/ and diffusion/ checkpoint folders (what `pvdm compare` keeps per family).
-The judge is fitted on the clip store's train clips; its accuracy on the held-out clips (test split, or train when
-there is none) is printed first, so the samples' accuracy can be read against it. Then, for each guidance weight,
-the share of samples classified as the class they were sampled for (chance: 1 / classes).
+The classifier's centroids come from the clip store's train clips; its accuracy on the held-out clips (test split,
+or train when there is none) is printed first, so the samples' accuracy can be read against it. Then, for each
+guidance weight, the share of samples classified as the class they were sampled for (chance: 1 / classes).
 """
 
 from __future__ import annotations
@@ -51,54 +46,6 @@ def classify(features: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return np.argmin(((features[:, None, :] - centers[None]) ** 2).sum(-1), axis=1)
 
 
-class PixelJudge(torch.nn.Module):
-    """Three conv layers and a linear head on one frame; trained on real frames, it classifies a clip by the mean
-    of its frames' logits."""
-
-    def __init__(self, classes: int, width: int = 32) -> None:
-        super().__init__()
-        layers, cin = [], 3
-        for cout in (width, 2 * width, 2 * width):
-            layers += [torch.nn.Conv2d(cin, cout, 3, padding=1), torch.nn.GroupNorm(8, cout), torch.nn.SiLU(),
-                       torch.nn.MaxPool2d(2)]  # fmt: skip
-            cin = cout
-        self.features = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
-        self.head = torch.nn.Linear(cin, classes)
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(frames))
-
-    def classify(self, clips: list[np.ndarray]) -> np.ndarray:
-        """uint8 clips (T, H, W, 3) -> class ids."""
-        with torch.no_grad():
-            logits = [self(_frames(clip)).mean(0) for clip in clips]
-        return torch.stack(logits).argmax(1).numpy()
-
-
-def _frames(clip: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(clip)).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-def fit_pixel_judge(
-    clips: list[np.ndarray], labels: np.ndarray, classes: int, steps: int = 400
-) -> PixelJudge:
-    torch.manual_seed(0)
-    frames = torch.cat([_frames(c) for c in clips])
-    targets = torch.from_numpy(np.repeat(labels, [len(c) for c in clips])).long()
-    judge = PixelJudge(classes)
-    optimizer = torch.optim.AdamW(judge.parameters(), lr=2e-3)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        pick = torch.randint(0, len(frames), (64,), generator=generator)
-        x = frames[pick]
-        x = torch.where(torch.rand(len(x), 1, 1, 1, generator=generator) < 0.5, x, x.flip(-1))  # mirror
-        loss = torch.nn.functional.cross_entropy(judge(x), targets[pick])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return judge.eval()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -110,7 +57,6 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=16, help="samples per class and guidance weight")
     parser.add_argument("--guidance", type=float, nargs="+", default=[0.0, 1.0, 2.0, 4.0])
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--judge", choices=["pixels", "i3d"], default="pixels")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -119,24 +65,17 @@ def main() -> None:
     if not classes:
         raise SystemExit("the model is unconditional: nothing to guide")
     store = ClipStore(args.clips)
+    extractor = I3DFeatureExtractor(batch_size=8)
     train = store.indices("train")
     held = store.indices("test") or train
-    labels = store.labels()
-    if args.judge == "pixels":
-        judge = fit_pixel_judge([store[i] for i in train], labels[train], classes)
-        classify_clips = judge.classify
-    else:
-        extractor = I3DFeatureExtractor(batch_size=8)
-        centers = centroids(extractor.extract(np.asarray(store[i]) for i in train), labels[train], classes)
-        classify_clips = lambda clips: classify(extractor.extract(iter(clips)), centers)  # noqa: E731
-    held_acc = float((classify_clips([np.asarray(store[i]) for i in held]) == labels[held]).mean())
-    print(
-        f"classes: {names}; {args.judge} judge's accuracy on {len(held)} real held-out clips: {held_acc:.2f}"
-    )
+    real = extractor.extract(np.asarray(store[i]) for i in train)
+    centers = centroids(real, store.labels()[train], classes)
+    held_pred = classify(extractor.extract(np.asarray(store[i]) for i in held), centers)
+    held_acc = float((held_pred == store.labels()[held]).mean())
+    print(f"classes: {names}; nearest-centroid accuracy on {len(held)} real held-out clips: {held_acc:.2f}")
 
     results = {
         "classes": names,
-        "judge": args.judge,
         "classifier_accuracy_real": held_acc,
         "chance": 1 / classes,
         "by_guidance": {},
@@ -146,7 +85,7 @@ def main() -> None:
         cfg = SampleConfig(steps=args.steps, guidance=w, batch_size=args.per_class, seed=0)
         labels = torch.arange(classes).repeat_interleave(args.per_class)
         videos = sample_clips(model, len(labels), cfg, make_generator(model.device, 0), labels)
-        pred = classify_clips([from_model_tensor(v) for v in videos])
+        pred = classify(extractor.extract(from_model_tensor(v) for v in videos), centers)
         hits = pred == labels.numpy()
         per_class = {
             names[k] if names else k: float(hits[labels.numpy() == k].mean()) for k in range(classes)
