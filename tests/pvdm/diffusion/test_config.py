@@ -25,7 +25,7 @@ def test_defaults_are_the_official_pvdm_hyperparameters() -> None:
         ({"train": {"cond_prob": 1.5}}, "diffusion.train.cond_prob: Input should be less than or equal to 1"),
         (
             {"process": {"schedule": "sigmoid"}},
-            "diffusion.process.schedule: Input should be 'linear' or 'cosine'",
+            "diffusion.process.schedule: Input should be 'linear', 'ddpm_linear' or 'cosine'",
         ),
         ({"denoiser": {"channel_mult": [1, 2], "attention_resolutions": [4]}}, "are not downsample factors"),
         ({"train": {"ema": 0.9}}, "diffusion.train.ema: unknown key"),
