@@ -61,3 +61,37 @@ def test_both_generators_learn_and_spynet_learns_with_the_motion_loss() -> None:
         assert last < 0.7 * first, (name, first, last)
     assert curve[-1]["loss"] == pytest.approx(curve[-1]["content_loss"] + curve[-1]["motion_loss"], rel=1e-5)
     assert any(not torch.equal(a, b) for a, b in zip(spy_before, model.motion.flow.parameters(), strict=True))
+
+
+def test_data_parallel_wraps_the_whole_family_objective(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training loop hands DDP a TrainingObjective (DDP synchronises what runs inside the wrapped forward, and
+    VIDM's loss runs both generators): a step through DDP (gloo, one process) takes the batch dataclass and the
+    generator, returns the family's numbers and updates the weights exactly as the bare step does."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from pvdm.training.diffusion_step import TrainingObjective
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29517")
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        schedule = NoiseSchedule.from_betas(linear_betas(100, 1e-4, 0.02))
+        train = DiffusionTrainConfig(grad_clip=1.0)
+        clips = moving_squares(4, 6, 8, torch.Generator().manual_seed(0))
+        results = []
+        for wrap in (False, True):
+            torch.manual_seed(0)
+            model = VIDMDenoiser(CFG, IdentityAutoencoder(6, 8).latent_spec)
+            stepped = DistributedDataParallel(TrainingObjective(model, schedule, train)) if wrap else model
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+            out = diffusion_train_step(stepped, EMA(model, 0.9), optimizer, clips, None, schedule, train,
+                                       device=torch.device("cpu"), precision="fp32",
+                                       generator=torch.Generator().manual_seed(1))  # fmt: skip
+            results.append((out, [p.detach().clone() for p in model.parameters()]))
+    finally:
+        dist.destroy_process_group()
+    (bare, bare_weights), (ddp, ddp_weights) = results
+    assert bare["content_loss"] == pytest.approx(ddp["content_loss"]) and bare["motion_loss"] > 0
+    for a, b in zip(bare_weights, ddp_weights, strict=True):
+        torch.testing.assert_close(a, b)
