@@ -8,7 +8,12 @@ from pathlib import Path
 
 import click
 
-DEFAULT_PRESETS = ("params.yaml", "params/vdm.yaml", "params/vqgan-vdm.yaml", "params/vidm.yaml")  # every family that exists
+DEFAULT_PRESETS = (
+    "params.yaml",
+    "params/vdm.yaml",
+    "params/vqgan-vdm.yaml",
+    "params/vidm.yaml",
+)  # every family that exists
 
 
 @click.command("compare")
