@@ -1,12 +1,17 @@
 """Does class guidance work? Sample each class with `--class`-style labels and judge the samples with a classifier
-that is not the generator: nearest class centroid of I3D (Kinetics-400) features of real clips.
+that is not the generator.
 
-    uv run --frozen python -m bench.guidance --models data/compare/3D-VQGAN_+_VDM-<key> --clips data/compare/clips
+    uv run --frozen python -m bench.guidance --models data/compare/3D-VQGAN___VDM-<key> --clips data/compare/clips \
+        --judge texture
     uv run --frozen python -m bench.guidance --autoencoder data/models/autoencoder.pt --diffusion data/models/diffusion.pt
 
 `--models` is a folder with autoencoder/ and diffusion/ checkpoint folders (what `pvdm compare` keeps per family).
-The classifier's centroids come from the clip store's train clips; its accuracy on the held-out clips (test split,
-or train when there is none) is printed first, so the samples' accuracy can be read against it. Then, for each
+Two judges:
+- `i3d` (any labelled dataset): nearest class centroid of I3D (Kinetics-400) features of the store's train clips,
+  scored on the held-out clips (test split, or train when there is none). Weak on the demo's 32 x 32 clips (0.71).
+- `texture` (the embedded dataset's stripes/checkers only): a frame CNN trained on freshly rendered videos of the
+  dataset's generator, cut by the real preprocess stage (bench.texture_judge), scored on every real clip.
+The judge's accuracy on real clips is printed first, so the samples' accuracy can be read against it. Then, for each
 guidance weight, the share of samples classified as the class they were sampled for (chance: 1 / classes).
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +52,43 @@ def classify(features: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return np.argmin(((features[:, None, :] - centers[None]) ** 2).sum(-1), axis=1)
 
 
+class I3DCentroidJudge:
+    """Nearest class centroid of I3D features; centroids from the store's train clips, scored on the held-out ones."""
+
+    def __init__(self, store: ClipStore, classes: int) -> None:
+        self.extractor = I3DFeatureExtractor(batch_size=8)
+        train = store.indices("train")
+        held = store.indices("test") or train
+        real = self.extractor.extract(np.asarray(store[i]) for i in train)
+        self.centers = centroids(real, store.labels()[train], classes)
+        self.real_accuracy = float((self.predict(store[i] for i in held) == store.labels()[held]).mean())
+        self.description = f"I3D nearest centroid, scored on {len(held)} real held-out clips"
+
+    def predict(self, clips: Iterable[np.ndarray]) -> np.ndarray:
+        return classify(self.extractor.extract(np.asarray(c) for c in clips), self.centers)
+
+
+class RenderedTextureJudge:
+    """bench.texture_judge: a frame CNN trained on freshly rendered embedded-dataset videos, scored on every real
+    clip of the store (it saw none of them)."""
+
+    def __init__(self, store: ClipStore, names: list[str]) -> None:
+        from bench.texture_judge import CLASSES, train_judge
+
+        if set(names) != CLASSES:
+            raise SystemExit(
+                f"--judge texture needs the embedded dataset's classes {sorted(CLASSES)}; the model has {names}"
+            )
+        self.judge, judge_names = train_judge(int(store[0].shape[1]), store.frames)
+        self.to_model_label = np.array([names.index(n) for n in judge_names])  # judge's class id -> model's
+        every = range(len(store))
+        self.real_accuracy = float((self.predict(store[i] for i in every) == store.labels()).mean())
+        self.description = f"texture CNN on rendered videos, scored on all {len(store)} real clips"
+
+    def predict(self, clips: Iterable[np.ndarray]) -> np.ndarray:
+        return self.to_model_label[self.judge.predict(clips)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -57,6 +100,13 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=16, help="samples per class and guidance weight")
     parser.add_argument("--guidance", type=float, nargs="+", default=[0.0, 1.0, 2.0, 4.0])
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument(
+        "--judge",
+        choices=["i3d", "texture"],
+        default="i3d",
+        help="i3d: nearest centroid of I3D features of the store's train clips (any labelled data); texture: a frame "
+        "CNN trained on freshly rendered videos of the embedded dataset (bench.texture_judge; its two classes only)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -65,18 +115,16 @@ def main() -> None:
     if not classes:
         raise SystemExit("the model is unconditional: nothing to guide")
     store = ClipStore(args.clips)
-    extractor = I3DFeatureExtractor(batch_size=8)
-    train = store.indices("train")
-    held = store.indices("test") or train
-    real = extractor.extract(np.asarray(store[i]) for i in train)
-    centers = centroids(real, store.labels()[train], classes)
-    held_pred = classify(extractor.extract(np.asarray(store[i]) for i in held), centers)
-    held_acc = float((held_pred == store.labels()[held]).mean())
-    print(f"classes: {names}; nearest-centroid accuracy on {len(held)} real held-out clips: {held_acc:.2f}")
+    if args.judge == "texture":
+        judge = RenderedTextureJudge(store, names)
+    else:
+        judge = I3DCentroidJudge(store, classes)
+    print(f"classes: {names}; judge: {judge.description}: accuracy {judge.real_accuracy:.2f}")
 
     results = {
         "classes": names,
-        "classifier_accuracy_real": held_acc,
+        "judge": judge.description,
+        "classifier_accuracy_real": judge.real_accuracy,
         "chance": 1 / classes,
         "by_guidance": {},
     }
@@ -85,7 +133,7 @@ def main() -> None:
         cfg = SampleConfig(steps=args.steps, guidance=w, batch_size=args.per_class, seed=0)
         labels = torch.arange(classes).repeat_interleave(args.per_class)
         videos = sample_clips(model, len(labels), cfg, make_generator(model.device, 0), labels)
-        pred = classify(extractor.extract(from_model_tensor(v) for v in videos), centers)
+        pred = judge.predict(from_model_tensor(v) for v in videos)
         hits = pred == labels.numpy()
         per_class = {
             names[k] if names else k: float(hits[labels.numpy() == k].mean()) for k in range(classes)
