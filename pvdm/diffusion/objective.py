@@ -82,11 +82,19 @@ def eps_loss(
     label: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Ho et al. 2020, Alg. 1 (L_simple): t ~ U{0..T-1}, eps ~ N(0, I), MSE(eps, eps_theta(z_t, t, cond, label))."""
-    t = torch.randint(0, schedule.num_timesteps, (z0.shape[0],), generator=generator, device=generator.device)
-    t = t.to(z0.device)
-    noise = draw(tuple(z0.shape), generator, z0.device, z0.dtype)
-    pred = denoise(model, q_sample(z0, t, noise, schedule), t, cond, label)
+    z_t, t, noise = noised(z0, schedule, generator)
+    pred = denoise(model, z_t, t, cond, label)
     return F.mse_loss(pred.float(), noise.float())
+
+
+def noised(
+    x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One training draw: t ~ U{0..T-1} per sample and eps ~ N(0, I); returns (x_t, t, eps)."""
+    t = torch.randint(0, schedule.num_timesteps, (x0.shape[0],), generator=generator, device=generator.device)
+    t = t.to(x0.device)
+    noise = draw(tuple(x0.shape), generator, x0.device, x0.dtype)
+    return q_sample(x0, t, noise, schedule), t, noise
 
 
 @dataclass

@@ -22,7 +22,7 @@ import torch
 
 from pvdm.config.vidm import VIDMConfig
 from pvdm.diffusion.autoregressive import sample_video
-from pvdm.diffusion.objective import ObjectiveConfig, TrainingBatch, drop_labels, q_sample
+from pvdm.diffusion.objective import ObjectiveConfig, TrainingBatch, drop_labels, noised
 from pvdm.diffusion.schedule import NoiseSchedule
 from pvdm.families.registry import FamilyError, register_denoiser
 from pvdm.families.roles import Denoiser, LatentSpec, VideoDraw
@@ -31,15 +31,6 @@ from pvdm.models.vidm_unet import FrameUNet, denoising_loss
 from pvdm.pretrained import sha256_file
 
 log = logging.getLogger(__name__)
-
-
-def _noised(
-    x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    t = torch.randint(0, schedule.num_timesteps, (x0.shape[0],), generator=generator, device=generator.device)
-    noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0.device, x0.dtype)
-    t = t.to(x0.device)
-    return q_sample(x0, t, noise, schedule), t, noise
 
 
 def _pick(count: int, low: int, high: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -106,11 +97,11 @@ class VIDMDenoiser(Denoiser):
         robust = self.cfg.robust_loss
 
         frame = clips[rows, :, _pick(b, 0, frames, generator, clips.device)]
-        x_t, t, noise = _noised(frame, schedule, generator)
+        x_t, t, noise = noised(frame, schedule, generator)
         content = denoising_loss(self(x_t, t, label=label), noise, robust)
 
         n = _pick(b, 1, frames, generator, clips.device)
-        x_t, t, noise = _noised(clips[rows, :, n], schedule, generator)
+        x_t, t, noise = noised(clips[rows, :, n], schedule, generator)
         pred = self(x_t, t, label=label, n=n, first=clips[:, :, 0], latest=clips[rows, :, n - 1])
         motion = denoising_loss(pred, noise, robust)
         loss = content + self.cfg.motion_weight * motion
