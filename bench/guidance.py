@@ -11,7 +11,8 @@ Two judges:
   scored on the held-out clips (test split, or train when there is none). Weak on the demo's 32 x 32 clips (0.71).
 - `texture` (the embedded dataset's stripes/checkers only): a frame CNN trained on freshly rendered videos of the
   dataset's generator, cut by the real preprocess stage (bench.texture_judge), scored on every real clip.
-The judge's accuracy on real clips is printed first, so the samples' accuracy can be read against it. Then, for each
+The judge's accuracy on real clips is printed first, then on the autoencoder's reconstructions of the same
+clips (samples can show a class no better than the decoder does), so the samples' accuracy can be read against both. Then, for each
 guidance weight, the share of samples classified as the class they were sampled for (chance: 1 / classes).
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ import torch
 
 from pvdm.checkpoint import latest_checkpoint, load_checkpoint
 from pvdm.config.sample import SampleConfig
-from pvdm.data.clips import ClipStore, from_model_tensor
+from pvdm.data.clips import ClipStore, from_model_tensor, to_model_tensor
 from pvdm.families.registry import check_pair, load_autoencoder, load_diffusion
 from pvdm.metrics.features import I3DFeatureExtractor
 from pvdm.sampling import VideoModel, make_generator, sample_clips
@@ -42,6 +43,14 @@ def load_model(args: argparse.Namespace) -> VideoModel:
     diffusion = load_diffusion(load_checkpoint(diff_path))
     check_pair(ae, diffusion, (str(ae_path), str(diff_path)))
     return VideoModel(ae, diffusion, torch.device("cpu"))
+
+
+@torch.no_grad()
+def reconstructions(model: VideoModel, store: ClipStore, indices: list[int]) -> Iterator[np.ndarray]:
+    """Real clips through the autoencoder and back: what its decoder keeps of a class bounds what samples show."""
+    for i in indices:
+        x = to_model_tensor(np.asarray(store[i]))[None].to(model.device)
+        yield from_model_tensor(model.autoencoder.decode(model.autoencoder.encode(x))[0])
 
 
 def centroids(features: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
@@ -61,6 +70,7 @@ class I3DCentroidJudge:
         held = store.indices("test") or train
         real = self.extractor.extract(np.asarray(store[i]) for i in train)
         self.centers = centroids(real, store.labels()[train], classes)
+        self.scored = held
         self.real_accuracy = float((self.predict(store[i] for i in held) == store.labels()[held]).mean())
         self.description = f"I3D nearest centroid, scored on {len(held)} real held-out clips"
 
@@ -81,8 +91,8 @@ class RenderedTextureJudge:
             )
         self.judge, judge_names = train_judge(int(store[0].shape[1]), store.frames)
         self.to_model_label = np.array([names.index(n) for n in judge_names])  # judge's class id -> model's
-        every = range(len(store))
-        self.real_accuracy = float((self.predict(store[i] for i in every) == store.labels()).mean())
+        self.scored = list(range(len(store)))
+        self.real_accuracy = float((self.predict(store[i] for i in self.scored) == store.labels()).mean())
         self.description = f"texture CNN on rendered videos, scored on all {len(store)} real clips"
 
     def predict(self, clips: Iterable[np.ndarray]) -> np.ndarray:
@@ -120,11 +130,16 @@ def main() -> None:
     else:
         judge = I3DCentroidJudge(store, classes)
     print(f"classes: {names}; judge: {judge.description}: accuracy {judge.real_accuracy:.2f}")
+    recon = judge.predict(reconstructions(model, store, judge.scored)) == store.labels()[judge.scored]
+    print(
+        f"judge on the autoencoder's reconstructions of the same clips (the samples' ceiling): {recon.mean():.2f}"
+    )
 
     results = {
         "classes": names,
         "judge": judge.description,
         "classifier_accuracy_real": judge.real_accuracy,
+        "classifier_accuracy_reconstructions": float(recon.mean()),
         "chance": 1 / classes,
         "by_guidance": {},
     }
