@@ -28,7 +28,8 @@ import torch
 
 from pvdm.checkpoint import latest_checkpoint, load_checkpoint
 from pvdm.config.sample import SampleConfig
-from pvdm.data.clips import ClipStore, from_model_tensor, to_model_tensor
+from pvdm.data.clips import ClipStore, from_model_tensor
+from pvdm.evaluation import reconstruct
 from pvdm.families.registry import check_pair, load_autoencoder, load_diffusion
 from pvdm.metrics.features import I3DFeatureExtractor
 from pvdm.sampling import VideoModel, make_generator, sample_clips
@@ -45,12 +46,11 @@ def load_model(args: argparse.Namespace) -> VideoModel:
     return VideoModel(ae, diffusion, torch.device("cpu"))
 
 
-@torch.no_grad()
 def reconstructions(model: VideoModel, store: ClipStore, indices: list[int]) -> Iterator[np.ndarray]:
     """Real clips through the autoencoder and back: what its decoder keeps of a class bounds what samples show."""
-    for i in indices:
-        x = to_model_tensor(np.asarray(store[i]))[None].to(model.device)
-        yield from_model_tensor(model.autoencoder.decode(model.autoencoder.encode(x))[0])
+    clips = [np.asarray(store[i]) for i in indices]
+    for _, batch in reconstruct(model.autoencoder, clips, batch_size=8, device=model.device):
+        yield from (from_model_tensor(video) for video in batch)
 
 
 def centroids(features: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
