@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bench.long_sampling import LENGTHS, model_for, seconds_per_length
+from bench.quality_vs_time import frame_motion
 from bench.train_profile import profile_autoencoder, profile_diffusion
 from pvdm.config import load_params
 
@@ -28,3 +29,13 @@ def test_train_profile_names_every_phase() -> None:
     assert set(ae) == {"autoencoder forward", "LPIPS forward", "backward", "optimizer"}
     diffusion = profile_diffusion(params, torch.device("cpu"), steps=1)
     assert set(diffusion) == {"denoiser forward + loss", "backward", "optimizer", "EMA update"}
+
+
+def test_frame_motion_is_zero_for_a_still_clip_and_counts_each_change() -> None:
+    still = torch.zeros(2, 3, 4, 8, 8)
+    assert frame_motion(still) == 0.0
+    flicker = still.clone()
+    flicker[:, :, 1::2] = 1.0  # every step between frames changes by 1 in [-1, 1], i.e. 0.5 in [0, 1] units
+    assert frame_motion(flicker) == pytest.approx(0.5)
+    # the time average of a moving clip (what a blurred reconstruction settles for) has no motion left
+    assert frame_motion(flicker.mean(dim=2, keepdim=True).expand_as(flicker)) == 0.0
