@@ -62,7 +62,7 @@ class ScoringContext(LocalContext):
                     "seconds": round(self.trained, 1),
                     "psnr": round(score, 2),
                     "motion_ratio": round(ratio, 3),
-                }  # fmt: skip
+                }
             )
             print(
                 f"step {step:>5}  {self.trained:>7.1f} s  held-out PSNR {score:.2f} dB  motion ratio {ratio:.2f}",
