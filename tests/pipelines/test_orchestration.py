@@ -361,21 +361,31 @@ def test_the_work_pool_way_runs_the_deployments_through_a_worker(
         [sys.executable, "-m", "prefect", "deployment", "run", "pvdm-retrain/scheduled"], project, env
     )
     run_id = re.search(r"UUID: ([0-9a-f-]{36})", created)[1]
-    worker = [
-        sys.executable,
-        "-m",
-        "prefect",
-        "worker",
-        "start",
-        "--pool",
-        "pvdm-pool",
-        "--run-once",
-        "--limit",
-        "1",
-    ]
-    run_cli(worker, project, env)
-    state = prefect.flow_run(run_id)["state"]
-    assert state["type"] == "COMPLETED" and state["message"].startswith("skipped: nothing new at s3://")
+    # A polling worker, stopped once the run is final. `worker start --run-once` can return while its one
+    # submission is still starting, leaving the run PENDING for good (seen once in a full `make test`).
+    worker = [sys.executable, "-m", "prefect", "worker", "start", "--pool", "pvdm-pool", "--limit", "1"]
+    log = project.parent / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            worker, cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    ident = (proc.pid, psutil.Process(proc.pid).create_time())
+    try:
+        state = _wait_for_final_state(prefect, run_id, timeout=RUN_TIMEOUT)
+    finally:
+        stop_process_group(*ident)
+    assert state["type"] == "COMPLETED", f"{state}\n{log.read_text()[-4000:]}"
+    assert state["message"].startswith("skipped: nothing new at s3://")
+
+
+def _wait_for_final_state(prefect: Prefect, run_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = prefect.flow_run(run_id)["state"]
+        if state["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+            return state
+        time.sleep(1)
+    raise TimeoutError(f"flow run {run_id} not final within {timeout} s: {state}")
 
 
 def run_cli(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
