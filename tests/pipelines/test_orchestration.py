@@ -371,19 +371,25 @@ def test_the_work_pool_way_runs_the_deployments_through_a_worker(
         )
     ident = (proc.pid, psutil.Process(proc.pid).create_time())
     try:
-        state = _wait_for_final_state(prefect, run_id, timeout=RUN_TIMEOUT)
+        state = _wait_for_final_state(prefect, run_id, proc, log, timeout=RUN_TIMEOUT)
     finally:
         stop_process_group(*ident)
     assert state["type"] == "COMPLETED", f"{state}\n{log.read_text()[-4000:]}"
     assert state["message"].startswith("skipped: nothing new at s3://")
 
 
-def _wait_for_final_state(prefect: Prefect, run_id: str, timeout: float) -> dict[str, Any]:
+def _wait_for_final_state(
+    prefect: Prefect, run_id: str, worker: subprocess.Popen, log: Path, timeout: float
+) -> dict[str, Any]:
+    """The flow run's final state; a worker that dies first fails at once with its log, not at the timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = prefect.flow_run(run_id)["state"]
         if state["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
             return state
+        assert worker.poll() is None, (
+            f"worker exited with the run {state['type']}:\n{log.read_text()[-4000:]}"
+        )
         time.sleep(1)
     raise TimeoutError(f"flow run {run_id} not final within {timeout} s: {state}")
 
