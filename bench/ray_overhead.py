@@ -53,7 +53,7 @@ class TimedLoop:
     loop: Any
     times_file: str
 
-    def __call__(self, ctx: Any) -> Any:
+    def __call__(self, ctx: Any, root: Any = None) -> Any:  # root: the worker's copy of the inputs (unused)
         return self.loop(TimedContext(ctx, self.times_file))
 
 
@@ -112,12 +112,17 @@ def run_one(setting: str, steps: int, clips: Path, preset: Path) -> dict[str, An
         else:
             import ray
 
+            from pipelines.cluster import StagedInputs
             from pipelines.ray_train import _library_loop_worker, fit
 
             if setting == "ray-nodash":
                 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
                 ray.init(include_dashboard=False, _temp_dir=None)
-            fit(_library_loop_worker, {"loop": loop, "log_metrics": None}, params.runtime, name="overhead",
+            inputs = StagedInputs(
+                (), "", root=str(clips.resolve())
+            )  # one machine: the workers read it in place
+            fit(_library_loop_worker, {"loop": loop, "log_metrics": None, "inputs": inputs}, params.runtime,
+                name="overhead",
                 storage_path=Path(tmp) / "ray")  # fmt: skip
             cpu = ray_cpu_seconds()
             cpu.pop("training worker", None)  # the worker has ended by now; its time is the s/step

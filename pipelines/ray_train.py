@@ -4,16 +4,19 @@ The walk from params.yaml to a worker is three hops: the stage validates params 
 its config sections (`functools.partial`), and `train_on_ray` ships that callable (pydantic configs pickle) to
 every worker, which calls it with its RayContext. No JSON round trip, no second validation.
 
-Locally Ray starts itself; with RAY_ADDRESS set, `ray.init()` joins that cluster. Workers and GPU use come from
-params (`runtime.num_workers`, `runtime.use_gpu`). Checkpoints go through `ray.train.report` into
-`storage_path/name`; re-running with the same (storage_path, name) after a crash or a SIGKILL resumes from the
-latest reported checkpoint (Ray Train v2's job-level restoration), and FailureConfig retries worker failures.
+Locally Ray starts itself; with RAY_ADDRESS set it joins that cluster (pipelines.cluster: connecting, sizing the
+workers from the nodes that hold them, a bounded wait for their placement, no shared file system). Workers and GPU
+use come from params (`runtime.num_workers`, `runtime.use_gpu`). Checkpoints go through `ray.train.report` into
+`storage/name`; re-running with the same name after a crash or a SIGKILL resumes from the latest reported
+checkpoint (Ray Train v2's job-level restoration), and FailureConfig retries worker failures. The name hashes what
+training computes (not where it runs), so a rerun with another worker count resumes too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -31,11 +34,27 @@ import ray.train.torch
 import torch
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
-from ray.train.v2.api.exceptions import WorkerGroupError
+from ray.train.v2.api.exceptions import ControllerError, WorkerGroupError
 
+from pipelines.cluster import (
+    StagedInputs,
+    alive_nodes,
+    check_storage,
+    init_ray,
+    stage_inputs,
+    storage_location,
+    wait_for_placement,
+    worker_bundle,
+    worker_cpus,
+)
 from pvdm.checkpoint import load_checkpoint, save_checkpoint
 from pvdm.config import Params, RuntimeConfig
+from pvdm.config.runtime import training_identity
 from pvdm.training.loop import Metrics, TrainContext
+
+# Ray Train's own wait for a worker group (RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S): each expiry is one
+# controller failure, so the limit below turns placement_timeout_s into a bound on a restart's placement too.
+WORKER_GROUP_START_TIMEOUT_S = 60.0
 
 CHECKPOINT_FILE = "checkpoint.pt"
 WorkerFn = Callable[["RayContext", dict[str, Any]], None]
@@ -80,20 +99,6 @@ class TrainingError(RuntimeError):
     """Training failed on a worker; the message carries the worker's own error (e.g. a non-finite loss)."""
 
 
-def init_ray(temp_dir: str | None = None) -> None:
-    """Join RAY_ADDRESS if set, else start a local Ray sized to this machine."""
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # inherited by local workers: no OpenMP busy-waiting
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
-    else:
-        # The dashboard serves Ray's state API, which Ray Train's placement-group cleaner polls (without it the
-        # log fills with "Failed to query Ray Train Controller actor state"); it listens on loopback only.
-        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True, _temp_dir=temp_dir)
-
-
 def fit(
     train_loop: Callable[[dict[str, Any]], None],
     loop_config: dict[str, Any],
@@ -103,17 +108,22 @@ def fit(
     storage_path: Path | str,
     max_failures: int | None = None,
 ) -> ray.train.Result:
-    """Run `train_loop(loop_config)` on `runtime.num_workers` workers; returns Ray's Result (latest checkpoint)."""
+    """Run `train_loop(loop_config)` on `runtime.num_workers` workers; returns Ray's Result (latest checkpoint).
+
+    Before Ray Train starts: the storage is checked against the cluster's node count, the workers are sized from
+    the nodes that can hold them, and their placement is awaited for at most `runtime.placement_timeout_s`."""
     init_ray()
+    nodes = alive_nodes()
+    check_storage(runtime, len(nodes))
     # Ray gives each worker OMP_NUM_THREADS=1 by default: on CPU that wastes all but one core per worker.
-    cpus = runtime.worker_cpus(int(ray.cluster_resources().get("CPU", 1)))
+    cpus = worker_cpus(runtime, nodes)
+    bundle = worker_bundle(runtime, cpus)
+    wait_for_placement(runtime, bundle, name)
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={**loop_config, "torch_threads": cpus},
         scaling_config=ScalingConfig(
-            num_workers=runtime.num_workers,
-            use_gpu=runtime.use_gpu,
-            resources_per_worker={"CPU": cpus, **({"GPU": 1} if runtime.use_gpu else {})},
+            num_workers=runtime.num_workers, use_gpu=runtime.use_gpu, resources_per_worker=bundle
         ),
         run_config=RunConfig(
             name=name,
@@ -121,7 +131,10 @@ def fit(
             if "://" not in str(storage_path)
             else str(storage_path),
             failure_config=FailureConfig(
-                max_failures=runtime.max_failures if max_failures is None else max_failures
+                max_failures=runtime.max_failures if max_failures is None else max_failures,
+                controller_failure_limit=max(
+                    1, math.ceil(runtime.placement_timeout_s / WORKER_GROUP_START_TIMEOUT_S)
+                ),
             ),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
@@ -135,6 +148,11 @@ def fit(
         raise TrainingError(
             f"{name} failed ({causes}). Its checkpoints are kept in {storage_path}/{name}: "
             "run the stage again to resume from the latest one."
+        ) from err
+    except ControllerError as err:  # e.g. a restart whose workers could not be placed again
+        raise TrainingError(
+            f"{name} failed: {_last_line(err.controller_failure)}. Its checkpoints are kept in "
+            f"{storage_path}/{name}: run the stage again to resume from the latest one."
         ) from err
 
 
@@ -155,44 +173,47 @@ def final_payload(result: ray.train.Result) -> dict[str, Any]:
 
 
 def run_name(stage: str, section: dict[str, Any], *inputs: Path) -> str:
-    """Ray run name: the same params and inputs resume the same run after a crash; anything else starts fresh."""
+    """Ray run name: the same training params and inputs resume the same run after a crash, whatever the worker
+    count, storage or device (the section's `runtime` is reduced to its training identity); anything else starts
+    fresh."""
+    if "runtime" in section:
+        section = {**section, "runtime": training_identity(RuntimeConfig(**section["runtime"]))}
     h = hashlib.sha256(json.dumps(section, sort_keys=True, default=str).encode())
     for path in inputs:
         h.update(path.read_bytes())
     return f"{stage}-{h.hexdigest()[:12]}"
 
 
-def ray_storage(runtime: RuntimeConfig, root: Path) -> Path | str:
-    """Ray Train's storage: not a DVC out, so it survives a failed stage and the rerun resumes from it."""
-    return runtime.ray_storage if "://" in runtime.ray_storage else root / runtime.ray_storage
-
-
 def _library_loop_worker(config: dict[str, Any]) -> None:
-    """What each Ray worker runs: the library's training loop, given this worker's context."""
+    """What each Ray worker runs: the stage's loop, given this worker's context and its local copy of the inputs
+    (the project itself on one machine; a cache filled from storage on a cluster's node)."""
     ctx = RayContext(config["log_metrics"], config["torch_threads"])
-    config["loop"](ctx)
+    config["loop"](ctx, config["inputs"].materialize())
 
 
 def train_on_ray(
     stage: str,
-    loop: Callable[[TrainContext], Any],
+    loop: Callable[[TrainContext, Path], Any],
     params: Params,
     *,
     log_metrics: Callable[[Metrics, int], None],
     section: dict[str, Any],
-    run_inputs: list[Path],
+    inputs: list[str],
     root: Path,
 ) -> dict[str, Any]:
-    """Run a library training loop (bound to its config, called with the worker's context) on Ray Train and
-    return its final checkpoint payload. The Ray run is named by `section` and the bytes of `run_inputs`, so a
-    rerun after a crash resumes it."""
-    name = run_name(stage, section, *run_inputs)
-    config = {"loop": loop, "log_metrics": log_metrics}
+    """Run a training loop on Ray Train and return its final checkpoint payload.
+
+    `loop(ctx, local_root)` opens the stage's inputs under `local_root`, never under the driver's project: `inputs`
+    (paths relative to `root`) are staged to the workers through `runtime.ray_storage` when it is remote. The Ray
+    run is named by `section` and the inputs' content, so a rerun after a crash resumes it."""
+    staged: StagedInputs = stage_inputs(root, inputs, params.runtime)
+    name = run_name(stage, section) + f"-{staged.digest[:8]}"
+    config = {"loop": loop, "log_metrics": log_metrics, "inputs": staged}
     result = fit(
         _library_loop_worker,
         config,
         params.runtime,
         name=name,
-        storage_path=ray_storage(params.runtime, root),
+        storage_path=storage_location(params.runtime, root),
     )
     return final_payload(result)

@@ -65,11 +65,14 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
 
 
 def capture_rng_state() -> dict[str, Any]:
-    """Global RNG states in weights_only-loadable form (tensors, lists, ints)."""
+    """Global RNG states in weights_only-loadable form (tensors, lists, ints).
+
+    CUDA: the current device's generator only. A worker uses one GPU; saving every visible GPU's state made a
+    checkpoint of an 8-GPU node unloadable on a 1-GPU node."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": [torch.cuda.get_rng_state()] if torch.cuda.is_available() else [],
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
         "python": list(_listify(random.getstate())),
     }
@@ -78,7 +81,8 @@ def capture_rng_state() -> dict[str, Any]:
 def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # the current device takes the first saved state (older checkpoints saved one per visible GPU)
+        torch.cuda.set_rng_state(state["cuda"][0])
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     version, internal, gauss = state["python"]

@@ -8,6 +8,7 @@ checkpoint records the family and its config, and no Ray is started.
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import mlflow
 
@@ -29,6 +30,15 @@ from pvdm.data.clips import ClipDataset, ClipStore
 from pvdm.data.video import write_gif
 from pvdm.evaluation import validate_autoencoder
 from pvdm.families.registry import autoencoder_record, build_autoencoder, load_autoencoder
+from pvdm.training.loop import TrainContext
+
+
+def worker_loop(params: Params, ctx: TrainContext, root: Path) -> None:
+    """One Ray worker's training: the clips under `root`, its local copy of the inputs (never the driver's)."""
+    from pvdm.training.autoencoder import train_autoencoder
+
+    dataset = ClipDataset(root / CLIPS.relative_to(ROOT), "train")
+    train_autoencoder(params.autoencoder, params.data, params.runtime, dataset, ctx)
 
 
 def train(params: Params, run: mlflow.ActiveRun, section: dict) -> dict:
@@ -36,14 +46,10 @@ def train(params: Params, run: mlflow.ActiveRun, section: dict) -> dict:
     if not build_autoencoder(params.autoencoder, params.data).trainable:
         return autoencoder_record(params.autoencoder, params.data) | {"step": 0, "model": {}, "history": []}
     from pipelines.ray_train import train_on_ray  # only a trainable family starts Ray
-    from pvdm.training.autoencoder import train_autoencoder
 
-    loop = partial(
-        train_autoencoder, params.autoencoder, params.data, params.runtime, ClipDataset(CLIPS, "train")
-    )
     return train_on_ray(
-        "train_autoencoder", loop, params, log_metrics=MetricSink.for_active_run(run), section=section,
-        run_inputs=[CLIPS / "manifest.parquet"], root=ROOT,
+        "train_autoencoder", partial(worker_loop, params), params, log_metrics=MetricSink.for_active_run(run),
+        section=section, inputs=[str(CLIPS.relative_to(ROOT))], root=ROOT,
     )  # fmt: skip
 
 

@@ -8,17 +8,46 @@ from the latent store. Runs on Ray Train like the autoencoder stage.
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import mlflow
 
 from pipelines.ray_train import TrainingError, train_on_ray
-from pipelines.stages.common import LATENTS, METRICS, MODELS, PLOTS, ROOT, run_stage, write_curve, write_json
+from pipelines.stages.common import (
+    CLIPS,
+    LATENTS,
+    METRICS,
+    MODELS,
+    PLOTS,
+    ROOT,
+    run_stage,
+    write_curve,
+    write_json,
+)
 from pipelines.stages.models import export_model
 from pipelines.tracking import MetricSink, stage_run
 from pvdm.config import Params
 from pvdm.data.latents import LatentPairDataset
 from pvdm.families.registry import load_diffusion
+from pvdm.families.roles import LatentSpec
 from pvdm.training.diffusion import train_diffusion
+from pvdm.training.loop import TrainContext
+
+
+def worker_loop(params: Params, spec: LatentSpec, ctx: TrainContext, root: Path) -> None:
+    """One Ray worker's training on its local copy of the inputs under `root` (never the driver's project)."""
+    dataset = LatentPairDataset(root / LATENTS.relative_to(ROOT), "train")
+    train_diffusion(params.diffusion, params.runtime, dataset, spec, ctx, root=root)
+
+
+def stage_inputs(params: Params, dataset: LatentPairDataset) -> list[str]:
+    """What the workers read: the latents, the clips they point at (pixel-space families), the flow weights."""
+    inputs = [LATENTS, *([CLIPS] if dataset.store.clips is not None else [])]
+    flow = getattr(params.diffusion.denoiser, "flow", None)
+    weights = flow.weights_path(ROOT) if flow is not None else None
+    if weights is not None and weights.is_relative_to(ROOT):
+        inputs.append(weights)
+    return [str(p.relative_to(ROOT)) for p in inputs]
 
 
 def main(params: Params) -> None:
@@ -26,12 +55,10 @@ def main(params: Params) -> None:
     with stage_run("train_diffusion", section, deps=["data/latents"]) as run:
         mlflow.set_tag("pvdm.family", params.diffusion.denoiser.type)
         dataset = LatentPairDataset(LATENTS, "train")
-        loop = partial(
-            train_diffusion, params.diffusion, params.runtime, dataset, dataset.store.spec, root=ROOT
-        )
+        loop = partial(worker_loop, params, dataset.store.spec)
         payload = train_on_ray(
             "train_diffusion", loop, params, log_metrics=MetricSink.for_active_run(run), section=section,
-            run_inputs=[LATENTS / "meta.json", LATENTS / "manifest.parquet"], root=ROOT,
+            inputs=stage_inputs(params, dataset), root=ROOT,
         )  # fmt: skip
         history = payload["history"]
         tail = history[-max(1, len(history) // 10) :]

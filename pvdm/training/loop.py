@@ -111,9 +111,13 @@ def run_steps(
 
 
 def per_rank_batch_size(batch_size: int, world_size: int) -> int:
-    if batch_size < world_size:
+    """Each worker's share of the global batch. The global batch is the params' `batch_size` whatever the worker
+    count (so a run resumed on another count trains on the same batches); a batch that does not divide is refused
+    rather than silently shrunk."""
+    if batch_size % world_size:
         raise ValueError(
-            f"batch_size {batch_size} is smaller than the {world_size} workers: raise train.batch_size"
+            f"train.batch_size {batch_size} does not divide among {world_size} workers: set runtime.num_workers to "
+            f"a divisor of it, or batch_size to a multiple of {world_size}"
         )
     return batch_size // world_size
 

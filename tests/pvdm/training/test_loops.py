@@ -223,3 +223,13 @@ def test_a_killed_latent_write_leaves_nothing_behind_after_the_next(tmp_path: Pa
     (tmp_path / ".latents.old-42").mkdir()  # ... or between the two renames
     latent_store(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latents"] and LatentStore(root).spec == SPEC
+
+
+def test_the_global_batch_is_kept_on_any_worker_count_or_refused() -> None:
+    from pvdm.training.loop import per_rank_batch_size
+
+    assert [per_rank_batch_size(8, w) for w in (1, 2, 4, 8)] == [8, 4, 2, 1]
+    with pytest.raises(ValueError, match=r"train.batch_size 8 does not divide among 3 workers"):
+        per_rank_batch_size(8, 3)  # 2 per worker would silently train on 6 clips a step
+    with pytest.raises(ValueError, match="does not divide among 16 workers"):
+        per_rank_batch_size(8, 16)
