@@ -2,9 +2,15 @@
 
 A 2D PatchGAN scores one frame, a 3D PatchGAN the whole clip. Both return their intermediate feature maps so the
 generator can be trained with feature matching. GroupNorm instead of BatchNorm: per-worker batches are tiny.
+GroupNorm also normalises each sample on its own, so scoring a concatenated batch equals scoring its parts.
+
+Callers go through `VideoDiscriminator.forward`, never `.frame` / `.clip`: under DistributedDataParallel
+only the wrapper's forward syncs the gradients (and the wrapper has no `.frame` attribute at all).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -46,6 +52,24 @@ class PatchDiscriminator(nn.Module):
         return self.blocks[-1](x), features
 
 
+class DiscriminatorOutput(NamedTuple):
+    """Both critics' patch logits and feature maps for a batch of B clips."""
+
+    frame_logits: torch.Tensor  # (B, 1, h, w)
+    clip_logits: torch.Tensor  # (B, 1, s, h, w)
+    frame_features: list[torch.Tensor]  # (B, C_i, h_i, w_i) per layer
+    clip_features: list[torch.Tensor]  # (B, C_i, s_i, h_i, w_i) per layer
+
+    @property
+    def logits(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.frame_logits, self.clip_logits
+
+    @property
+    def features(self) -> list[torch.Tensor]:
+        """The 2D critic's feature maps, then the 3D critic's (the order feature matching pairs them in)."""
+        return self.frame_features + self.clip_features
+
+
 class VideoDiscriminator(nn.Module):
     """The pair used by the GAN phase: `frame` scores (B, 3, H, W), `clip` scores (B, 3, S, H, W)."""
 
@@ -53,3 +77,9 @@ class VideoDiscriminator(nn.Module):
         super().__init__()
         self.frame = PatchDiscriminator(2, channels, layers)
         self.clip = PatchDiscriminator(3, channels, layers)
+
+    def forward(self, frames: torch.Tensor, clip: torch.Tensor) -> DiscriminatorOutput:
+        """frames (B, 3, H, W) picked from the clips, clip (B, 3, S, H, W) -> both critics' scores."""
+        frame_logits, frame_features = self.frame(frames)
+        clip_logits, clip_features = self.clip(clip)
+        return DiscriminatorOutput(frame_logits, clip_logits, frame_features, clip_features)

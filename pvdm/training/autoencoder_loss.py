@@ -11,9 +11,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from torch import nn
 
 from pvdm.config.autoencoder import AELossConfig
-from pvdm.models.discriminator import VideoDiscriminator
+from pvdm.models.discriminator import DiscriminatorOutput
 
 PerceptualFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (N,3,H,W) x2 in [-1,1] -> (N,...)
 
@@ -51,29 +52,38 @@ def reconstruction_loss(
     return total, parts
 
 
-def _scores(disc: VideoDiscriminator, video: torch.Tensor, frame_index: torch.Tensor):
-    frame_logits, frame_feats = disc.frame(pick_frames(video, frame_index[:, :1].to(video.device)))
-    clip_logits, clip_feats = disc.clip(video)
-    return (frame_logits, clip_logits), frame_feats + clip_feats
+def _scores(disc: nn.Module, video: torch.Tensor, frame_index: torch.Tensor) -> DiscriminatorOutput:
+    """D's scores of each clip's first picked frame and of the whole clip, video (B, 3, S, H, W).
+
+    disc: a VideoDiscriminator or its DistributedDataParallel wrapper, so always `disc(...)`, never
+    `disc.frame` / `disc.clip`: the wrapper has no such attributes, and only its forward syncs gradients."""
+    return disc(pick_frames(video, frame_index[:, :1].to(video.device)), video)
 
 
 def discriminator_hinge_loss(
-    disc: VideoDiscriminator, x: torch.Tensor, x_rec: torch.Tensor, frame_index: torch.Tensor
+    disc: nn.Module, x: torch.Tensor, x_rec: torch.Tensor, frame_index: torch.Tensor
 ) -> torch.Tensor:
-    """Hinge loss for D: relu(1 - D(real)) + relu(1 + D(fake)), summed over the 2D and 3D critics."""
-    real, _ = _scores(disc, x, frame_index)
-    fake, _ = _scores(disc, x_rec.detach(), frame_index)
-    return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real, fake, strict=True))
+    """Hinge loss for D: relu(1 - D(real)) + relu(1 + D(fake)), summed over the 2D and 3D critics.
+
+    Real and fake are scored in ONE forward, concatenated along the batch, so that under DDP each backward
+    follows exactly one forward of D, the pattern DDP's gradient reducer is built for. The critics normalise
+    with GroupNorm, per sample, so this equals scoring real and fake in two separate calls."""
+    b = x.shape[0]
+    both = _scores(disc, torch.cat([x, x_rec.detach().to(x.dtype)]), frame_index.repeat(2, 1))  # (2B, ...)
+    return sum(F.relu(1 - s[:b]).mean() + F.relu(1 + s[b:]).mean() for s in both.logits)
 
 
 def generator_adversarial_loss(
-    disc: VideoDiscriminator, x: torch.Tensor, x_rec: torch.Tensor, frame_index: torch.Tensor
+    disc: nn.Module, x: torch.Tensor, x_rec: torch.Tensor, frame_index: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(hinge generator loss -D(fake), feature matching L1 between D's features of real and fake)."""
+    """(hinge generator loss -D(fake), feature matching L1 between D's features of real and fake).
+
+    The real features come from a no_grad forward, which DDP does not track; the fake from the one forward
+    whose backward reaches D's parameters (their grads are synced, then zeroed before D's own step)."""
     with torch.no_grad():
-        _, real_feats = _scores(disc, x, frame_index)
-    fake, fake_feats = _scores(disc, x_rec, frame_index)
-    g_loss = sum(-f.mean() for f in fake)
+        real = _scores(disc, x, frame_index)
+    fake = _scores(disc, x_rec, frame_index)
+    g_loss = sum(-f.mean() for f in fake.logits)
     # summed over the discriminators' layers, as the reference implementation does (a mean is ~8x weaker)
-    fm = sum(F.l1_loss(f, r) for f, r in zip(fake_feats, real_feats, strict=True))
+    fm = sum(F.l1_loss(f, r) for f, r in zip(fake.features, real.features, strict=True))
     return g_loss, fm

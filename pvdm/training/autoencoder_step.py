@@ -62,7 +62,7 @@ def autoencoder_train_step(
         for name, term in own.items():  # the family's own terms (e.g. a VQ loss), already weighted
             loss = loss + term
             parts[name] = term.detach()
-        if use_gan:
+        if use_gan:  # D's grads from this backward are synced by its DDP wrapper, then zeroed by D's step
             g_loss, fm = generator_adversarial_loss(state.discriminator, x, x_rec, frame_index)
             loss = loss + cfg.gan_weight * g_loss + cfg.feature_matching_weight * fm
             parts |= {"g_loss": g_loss.detach(), "feature_matching": fm.detach()}
@@ -89,7 +89,7 @@ def _discriminator_step(
     grad_clip: float,
     precision: str,
 ) -> float:
-    with autocast(x.device, precision):
+    with autocast(x.device, precision):  # one forward (real and fake together) and one backward, as DDP needs
         d_loss = discriminator_hinge_loss(state.discriminator, x, x_rec, frame_index)
     ensure_finite(d_loss, step, "discriminator loss")
     state.disc_optimizer.zero_grad(set_to_none=True)

@@ -131,3 +131,53 @@ def test_non_finite_loss_fails_with_a_clear_error_and_keeps_the_last_checkpoint(
 
     payload = load_checkpoint(kept[-1] / CHECKPOINT_FILE)
     assert all(torch.isfinite(v).all() for v in payload["model"].values())
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_two_workers_train_the_gan_phase_and_end_with_identical_weights(tmp_path: Path) -> None:
+    """The discriminator is DDP-wrapped too: both ranks must end with the same autoencoder and discriminator."""
+    out = tmp_path / "ranks"
+    out.mkdir()
+    cfg = CFG.model_copy(
+        update={
+            "loss": AELossConfig(lpips_weight=0.0, gan_start_step=0, disc_channels=8, disc_layers=2),
+            "train": TrainConfig(steps=3, batch_size=4, lr=1e-3, checkpoint_every=3, log_every=1),
+        }
+    )
+
+    def loop(config: dict) -> None:
+        from pvdm.models.discriminator import VideoDiscriminator
+        from pvdm.training.autoencoder import train_autoencoder
+
+        def checksum(module: torch.nn.Module) -> float:
+            bare = getattr(module, "module", module)
+            return float(sum(v.double().sum() for v in bare.state_dict().values()))
+
+        clips = torch.rand(16, 3, 4, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        ctx = RayContext(lambda metrics, step: None, torch_threads=1)
+        wrapped, start = {}, {}
+        original = ctx.prepare_model
+
+        def prepare(model):
+            name = "disc" if isinstance(model, VideoDiscriminator) else "model"
+            start[name] = checksum(model)
+            wrapped[name] = original(model)
+            return wrapped[name]
+
+        ctx.prepare_model = prepare
+        runtime = RuntimeConfig(precision="fp32", num_workers=2)
+        train_autoencoder(config["cfg"], DATA, runtime, list(clips), ctx, lambda a, b: a.new_zeros(()))
+        result = {name: checksum(m) for name, m in wrapped.items()} | {"disc_start": start["disc"]}
+        (Path(config["out"]) / f"rank{ctx.rank}.json").write_text(
+            json.dumps(result | {"world": ctx.world_size})
+        )
+
+    runtime = RuntimeConfig(num_workers=2, cpus_per_worker=1, precision="fp32")
+    result = fit(loop, {"out": str(out), "cfg": cfg}, runtime, name="ddp-gan", storage_path=tmp_path / "ray")
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["world"] == 2 for r in ranks)
+    assert ranks[0]["model"] == pytest.approx(ranks[1]["model"], abs=1e-6)
+    assert ranks[0]["disc"] == pytest.approx(ranks[1]["disc"], abs=1e-6)
+    assert ranks[0]["disc"] != pytest.approx(ranks[0]["disc_start"], abs=1e-6)  # the discriminator trained
+    assert final_payload(result)["step"] == cfg.train.steps
