@@ -25,8 +25,10 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
@@ -316,3 +318,56 @@ def fetch_outputs(location: str, root: Path, relpaths: list[str]) -> None:
             if dest.is_dir():
                 shutil.rmtree(dest)
             os.replace(src, dest)
+
+
+# --- the heavy stages that are not training (cache_latents, sample, evaluate) ------------------------------------
+
+
+def run_heavy(
+    stage: str,
+    fn: Callable[..., Any],
+    *args: Any,
+    runtime: RuntimeConfig,
+    root: Path,
+    inputs: list[str],
+    outputs: list[str],
+) -> Any:
+    """`fn(inputs_root, outputs_root, *args)`, run where the heavy work belongs and returning fn's value.
+
+    Without RAY_ADDRESS: here, both roots the project. With it: as a Ray task on a worker node (a GPU when
+    `runtime.use_gpu`), reading its local copy of `inputs` and writing `outputs` (paths relative to the roots)
+    into a scratch folder that comes back to the project through `runtime.ray_storage`."""
+    if not cluster_address():
+        return fn(root, root, *args)
+    import ray
+
+    init_ray()
+    nodes = alive_nodes()
+    check_storage(runtime, len(nodes))
+    one = runtime.model_copy(update={"num_workers": 1})
+    bundle = worker_bundle(one, worker_cpus(one, nodes))
+    wait_for_placement(one, bundle, stage)
+    staged = stage_inputs(root, inputs, runtime)
+    location = result_location(runtime, stage) if is_remote(runtime.ray_storage) else None
+    task = ray.remote(_heavy_task).options(
+        num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0), max_retries=max(runtime.max_failures, 0)
+    )
+    log.info("%s: running on the cluster (%s)", stage, _format_bundle(bundle))
+    value = ray.get(task.remote(fn, staged, location, outputs, args))
+    if location is not None:
+        fetch_outputs(location, root, outputs)
+    return value
+
+
+def _heavy_task(
+    fn: Callable[..., Any], staged: StagedInputs, location: str | None, outputs: list[str], args: tuple
+) -> Any:
+    """On the worker: the inputs' local copy in, outputs to a scratch folder, then up to `location`."""
+    root = staged.materialize()
+    if location is None:  # a one-node cluster with a local storage: the project is this machine's
+        return fn(root, root, *args)
+    with tempfile.TemporaryDirectory(prefix="pvdm-outputs-") as out:
+        value = fn(root, Path(out), *args)
+        for rel in outputs:
+            upload_path(Path(out) / rel, f"{location}/{rel}")
+    return value
