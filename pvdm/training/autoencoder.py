@@ -16,14 +16,9 @@ from pvdm.metrics.lpips import load_lpips
 from pvdm.models.discriminator import VideoDiscriminator
 from pvdm.training.autoencoder_loss import PerceptualFn
 from pvdm.training.autoencoder_step import AutoencoderTrainState, autoencoder_train_step
+from pvdm.training.data import collate_clips, training_batches
 from pvdm.training.loop import History, Metrics, TrainContext, per_rank_batch_size, run_steps, seed_everything
-from pvdm.training.schedule import (
-    global_batch_indices,
-    learning_rate,
-    rank_slice,
-    set_learning_rate,
-    step_generator,
-)
+from pvdm.training.schedule import learning_rate, set_learning_rate, step_generator
 
 
 def build_autoencoder_state(
@@ -83,10 +78,6 @@ def default_perceptual(cfg: AutoencoderConfig, device: torch.device) -> Perceptu
     return lambda a, b: a.new_zeros(())
 
 
-def load_batch(dataset: Dataset, indices: list[int], device: torch.device) -> torch.Tensor:
-    return torch.stack([dataset[i] for i in indices]).to(device, non_blocking=True)
-
-
 def train_autoencoder(
     cfg: AutoencoderConfig,
     data: DataConfig,
@@ -115,8 +106,7 @@ def train_autoencoder(
     per_rank = per_rank_batch_size(t.batch_size, ctx.world_size)
 
     def step_fn(step: int) -> Metrics:
-        batch = global_batch_indices(len(dataset), per_rank * ctx.world_size, step, runtime.seed)
-        x = load_batch(dataset, rank_slice(batch, ctx.rank, ctx.world_size), ctx.device)
+        x = batches.take(step)  # (B, C, T, H, W): this rank's share of the schedule's batch of `step`
         generator = step_generator(runtime.seed, step, ctx.rank)
         set_learning_rate(state.optimizer, learning_rate(t, step))
         return autoencoder_train_step(
@@ -126,14 +116,17 @@ def train_autoencoder(
     def checkpoint_fn(step: int, hist: History) -> dict[str, Any]:
         return autoencoder_checkpoint(state, step, cfg, data) | {"history": hist.rows}
 
-    return run_steps(
-        ctx,
-        start,
-        t.steps,
-        step_fn,
-        checkpoint_fn,
-        checkpoint_every=t.checkpoint_every,
-        log_every=t.log_every,
-        history=history,
-        desc="train_autoencoder",
-    )
+    with training_batches(
+        dataset, collate_clips, t, ctx, per_rank=per_rank, seed=runtime.seed, start=start
+    ) as batches:
+        return run_steps(
+            ctx,
+            start,
+            t.steps,
+            step_fn,
+            checkpoint_fn,
+            checkpoint_every=t.checkpoint_every,
+            log_every=t.log_every,
+            history=history,
+            desc="train_autoencoder",
+        )

@@ -17,15 +17,10 @@ from pvdm.diffusion.ema import EMA
 from pvdm.diffusion.schedule import NoiseSchedule, make_schedule
 from pvdm.families.registry import build_denoiser, denoiser_record
 from pvdm.families.roles import LatentSpec
+from pvdm.training.data import LatentBatch, collate_latent_pairs, training_batches
 from pvdm.training.diffusion_step import TrainingObjective, diffusion_train_step
 from pvdm.training.loop import History, Metrics, TrainContext, per_rank_batch_size, run_steps, seed_everything
-from pvdm.training.schedule import (
-    global_batch_indices,
-    learning_rate,
-    rank_slice,
-    set_learning_rate,
-    step_generator,
-)
+from pvdm.training.schedule import learning_rate, set_learning_rate, step_generator
 
 
 @dataclass
@@ -76,24 +71,6 @@ def restore_diffusion_state(state: DiffusionTrainState, payload: dict[str, Any])
     return int(payload["step"])
 
 
-@dataclass
-class LatentBatch:
-    z: torch.Tensor  # (B, *spec.shape) clean latents to denoise
-    z_prev: torch.Tensor  # (B, *spec.shape) the previous clip's clean latent (zeros where none)
-    has_prev: torch.Tensor  # (B,) bool
-    label: torch.Tensor  # (B,) long class ids, -1 = unlabelled
-
-
-def load_batch(dataset: Dataset, indices: list[int], device: torch.device) -> LatentBatch:
-    items = [dataset[i] for i in indices]
-    return LatentBatch(
-        z=torch.stack([it[0] for it in items]).to(device),
-        z_prev=torch.stack([it[1] for it in items]).to(device),
-        has_prev=torch.tensor([bool(it[2]) for it in items], device=device),
-        label=torch.tensor([int(it[3]) for it in items], dtype=torch.long, device=device),
-    )
-
-
 def train_diffusion(
     cfg: DiffusionConfig,
     runtime: RuntimeConfig,
@@ -122,8 +99,7 @@ def train_diffusion(
     per_rank = per_rank_batch_size(t.batch_size, ctx.world_size)
 
     def step_fn(step: int) -> Metrics:
-        batch = global_batch_indices(len(dataset), per_rank * ctx.world_size, step, runtime.seed)
-        b = load_batch(dataset, rank_slice(batch, ctx.rank, ctx.world_size), ctx.device)
+        b: LatentBatch = batches.take(step)  # this rank's share of the schedule's batch of `step`
         label = b.label if bare.num_classes else None  # unconditional models never see labels
         set_learning_rate(state.optimizer, learning_rate(t, step))
         return diffusion_train_step(
@@ -137,10 +113,13 @@ def train_diffusion(
             DiffusionTrainState(bare, state.ema, state.optimizer, state.schedule), step, cfg, spec, names
         ) | {"history": hist.rows}
 
-    return run_steps(
-        ctx, start, t.steps, step_fn, checkpoint_fn,
-        checkpoint_every=t.checkpoint_every, log_every=t.log_every, history=history, desc="train_diffusion",
-    )  # fmt: skip
+    with training_batches(
+        dataset, collate_latent_pairs, t, ctx, per_rank=per_rank, seed=runtime.seed, start=start
+    ) as batches:
+        return run_steps(
+            ctx, start, t.steps, step_fn, checkpoint_fn,
+            checkpoint_every=t.checkpoint_every, log_every=t.log_every, history=history, desc="train_diffusion",
+        )  # fmt: skip
 
 
 def check_classes(num_classes: int, names: list[str]) -> list[str]:
