@@ -15,4 +15,4 @@ def test_import_linter_contract_holds() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert (
         "3 kept, 0 broken" in result.stdout
-    )  # layering, models loaded outside training, Ray in training stages only
+    )  # layering, models loaded outside training, no Ray in preprocess and the shared stage code

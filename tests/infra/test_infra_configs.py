@@ -256,3 +256,19 @@ def test_compose_publishes_on_loopback_and_pins_images(compose: dict) -> None:
         assert all(str(p).startswith("127.0.0.1:") for p in svc.get("ports", [])), name
         image = re.sub(r"\$\{(\w+)\}", lambda m: example[m.group(1)], svc["image"])
         assert ":" in image and not image.endswith(":latest"), (name, image)
+
+
+def test_rayjob_assumes_no_shared_file_system_and_pushes_what_it_made(rayjob: dict) -> None:
+    spec = rayjob["spec"]["rayClusterSpec"]
+    groups = [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
+    claims = [v for g in groups for v in g["template"]["spec"].get("volumes", []) if "persistentVolumeClaim" in v]
+    assert not claims  # the nodes share S3, not a volume: a local ray_storage is refused on several nodes
+    words = _entrypoint_words(rayjob)
+    assert _set_params(words)["runtime.ray_storage"] == "$PVDM_RAY_STORAGE"
+    script = " ".join(words)
+    assert "dvc push" in script and "dvc exp push origin" in script
+
+
+def test_cluster_config_mounts_no_shared_file_system(cluster: dict) -> None:
+    assert not cluster["initialization_commands"]
+    assert not any("-v " in option for option in cluster["docker"]["run_options"])

@@ -153,3 +153,66 @@ def test_a_remote_tasks_outputs_replace_the_projects(s3_server, tmp_path, monkey
     assert sorted(p.name for p in (root / "data" / "samples").iterdir()) == ["sample_0000.mp4"]
     with pytest.raises(ClusterError, match="left no data/latents"):
         fetch_outputs(f"s3://{bucket}/results/sample-1", root, ["data/latents"])
+
+
+@pytest.mark.ray
+def test_without_ray_address_a_stage_starts_its_own_ray_not_a_dead_recorded_cluster(monkeypatch) -> None:
+    import ray
+    from ray._common.utils import get_ray_address_file
+
+    from pipelines.cluster import init_ray
+
+    with socket.socket() as s:  # the address of a cluster that is gone
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    record = Path(get_ray_address_file(None))
+    saved = record.read_text() if record.is_file() else None
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(dead)  # what `ray start` leaves on a machine; a bare ray.init() would join it
+    try:
+        started = time.monotonic()
+        init_ray()
+        assert ray.get_runtime_context().gcs_address != dead
+        assert ray.get(ray.remote(lambda: 41 + 1).remote()) == 42
+        assert time.monotonic() - started < 120  # not minutes of "Failed to connect to GCS"
+    finally:
+        ray.shutdown()
+        if saved is None:
+            record.unlink(missing_ok=True)
+        else:
+            record.write_text(saved)
+
+
+def test_the_heavy_stages_load_no_ray_when_they_run_here() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pipelines.stages.cache_latents, pipelines.stages.sample, pipelines.stages.evaluate; "
+        "print('ray' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_the_worker_guard_of_the_cluster_test_catches_an_open_under_the_driver_data(tmp_path: Path) -> None:
+    """The guard that tests/pipelines/test_cluster_run.py puts on its worker nodes: it must be able to fail."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "project" / "data"
+    data.mkdir(parents=True)
+    (data / "clip.npy").write_bytes(b"x")
+    log = tmp_path / "forbidden.log"
+    env = os.environ | {
+        "PYTHONPATH": str(Path(__file__).parent / "worker_guard"),
+        "PVDM_TEST_FORBIDDEN_PATHS": str(data),
+        "PVDM_TEST_FORBIDDEN_LOG": str(log),
+    }
+    code = f"open({str(tmp_path / 'allowed.txt')!r}, 'w').close(); open({str(data / 'clip.npy')!r}).read()"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode != 0 and "a worker opened the driver's path" in out.stderr
+    assert log.read_text().split()[-1] == str(data / "clip.npy")
