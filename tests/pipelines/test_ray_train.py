@@ -181,3 +181,64 @@ def test_two_workers_train_the_gan_phase_and_end_with_identical_weights(tmp_path
     assert ranks[0]["disc"] == pytest.approx(ranks[1]["disc"], abs=1e-6)
     assert ranks[0]["disc"] != pytest.approx(ranks[0]["disc_start"], abs=1e-6)  # the discriminator trained
     assert final_payload(result)["step"] == cfg.train.steps
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_run_resumed_on_another_worker_count_continues_from_its_checkpoint(tmp_path: Path) -> None:
+    """One worker trains until a poisoned clip stops it; the rerun, on two workers and under the same run name
+    (pipelines.ray_train.run_name ignores num_workers), continues from the kept checkpoint with the same global
+    batch and finishes."""
+    from pipelines.ray_train import run_name
+
+    cfg = CFG.model_copy(update={"train": TrainConfig(steps=6, batch_size=4, lr=1e-3, checkpoint_every=1)})
+    one, two = (
+        RuntimeConfig(num_workers=n, cpus_per_worker=1, precision="fp32", max_failures=0) for n in (1, 2)
+    )
+    name = run_name("train_autoencoder", {"autoencoder": cfg.model_dump(), "runtime": one.model_dump()})
+    assert name == run_name(
+        "train_autoencoder", {"autoencoder": cfg.model_dump(), "runtime": two.model_dump()}
+    )
+
+    def loop(config: dict) -> None:
+        from pvdm.training.autoencoder import train_autoencoder
+
+        class Clips(torch.utils.data.Dataset):  # with poison on, clip 3 turns NaN from the third step on
+            def __init__(self) -> None:
+                self.calls = 0
+
+            def __len__(self) -> int:
+                return 8
+
+            def __getitem__(self, i: int) -> torch.Tensor:
+                self.calls += 1
+                poisoned = config["poison"] and self.calls > 8
+                return torch.full((3, 4, 16, 16), float("nan") if poisoned else i / 8 - 0.5)
+
+        ctx = RayContext(torch_threads=1)
+        Path(config["out"]).joinpath(f"world{ctx.world_size}-rank{ctx.rank}").write_text(
+            str((ctx.resume_payload() or {}).get("step", 0))
+        )
+        train_autoencoder(cfg, DATA, config["runtime"], Clips(), ctx, lambda a, b: a.new_zeros(()))
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(TrainingError, match="loss is nan"):
+        fit(
+            loop,
+            {"out": str(out), "poison": True, "runtime": one},
+            one,
+            name=name,
+            storage_path=tmp_path / "ray",
+        )
+    ray.shutdown()
+    result = fit(
+        loop,
+        {"out": str(out), "poison": False, "runtime": two},
+        two,
+        name=name,
+        storage_path=tmp_path / "ray",
+    )
+    resumed_at = {int((out / f"world2-rank{r}").read_text()) for r in (0, 1)}
+    assert len(resumed_at) == 1 and 0 < resumed_at.pop() < cfg.train.steps  # both ranks resumed mid-run
+    assert final_payload(result)["step"] == cfg.train.steps
