@@ -337,8 +337,28 @@ def run_heavy(
     Without RAY_ADDRESS: here, both roots the project. With it: as a Ray task on a worker node (a GPU when
     `runtime.use_gpu`), reading its local copy of `inputs` and writing `outputs` (paths relative to the roots)
     into a scratch folder that comes back to the project through `runtime.ray_storage`."""
+    (value,) = map_heavy(stage, fn, [args], runtime=runtime, root=root, inputs=inputs, outputs=outputs)
+    return value
+
+
+def map_heavy(
+    stage: str,
+    fn: Callable[..., Any],
+    calls: list[tuple],
+    *,
+    runtime: RuntimeConfig,
+    root: Path,
+    inputs: list[str],
+    outputs: list[str] | None = None,
+) -> list[Any]:
+    """`fn(inputs_root, outputs_root, *args)` for each args of `calls`, as parallel Ray tasks on a cluster (one
+    worker's resources each, the inputs staged once) or one after another here; their values in order. Only a
+    single call may write `outputs`."""
+    outputs = outputs or []
+    if outputs and len(calls) != 1:
+        raise ValueError("several tasks cannot write the same outputs")
     if not cluster_address():
-        return fn(root, root, *args)
+        return [fn(root, root, *args) for args in calls]
     import ray
 
     init_ray()
@@ -348,15 +368,22 @@ def run_heavy(
     bundle = worker_bundle(one, worker_cpus(one, nodes))
     wait_for_placement(one, bundle, stage)
     staged = stage_inputs(root, inputs, runtime)
-    location = result_location(runtime, stage) if is_remote(runtime.ray_storage) else None
+    location = result_location(runtime, stage) if outputs and is_remote(runtime.ray_storage) else None
     task = ray.remote(_heavy_task).options(
         num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0), max_retries=max(runtime.max_failures, 0)
     )
-    log.info("%s: running on the cluster (%s)", stage, _format_bundle(bundle))
-    value = ray.get(task.remote(fn, staged, location, outputs, args))
+    log.info("%s: %d task(s) on the cluster, %s each", stage, len(calls), _format_bundle(bundle))
+    values = ray.get([task.remote(fn, staged, location, outputs, args) for args in calls])
     if location is not None:
         fetch_outputs(location, root, outputs)
-    return value
+    return values
+
+
+def shard_ranges(n: int, shards: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges cutting n items into at most `shards` near-equal, non-empty, consecutive parts."""
+    k = max(1, min(shards, n))
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
 def _heavy_task(

@@ -223,10 +223,12 @@ def encode_clip_store(
     device: torch.device,
     progress: bool = True,
     manifest: pd.DataFrame | None = None,
+    rows: range | None = None,
 ) -> np.ndarray:
-    """Encode every row of `manifest` once (default: every clip): latents float32 (rows, *latent shape), in order.
-    A jittered window row is put together from its two clips first."""
+    """Encode every row of `manifest` once (default: every clip), or only `rows` of it (one shard of the work):
+    latents float32 (rows, *latent shape), in order. A jittered window row is put together from its two clips."""
     manifest = manifest if manifest is not None else latent_manifest(store)
+    rows = rows if rows is not None else range(len(manifest))
     previous, window_of, offset = (manifest[c].to_numpy() for c in ("previous", "window_of", "offset"))
 
     def pixels(i: int) -> np.ndarray:
@@ -236,9 +238,8 @@ def encode_clip_store(
         return store[i]
 
     out = []
-    for start in tqdm(range(0, len(manifest), batch_size), desc="cache_latents", disable=not progress):
-        rows = range(start, min(start + batch_size, len(manifest)))
-        batch = torch.stack([to_model_tensor(pixels(i)) for i in rows])
+    for start in tqdm(range(rows.start, rows.stop, batch_size), desc="cache_latents", disable=not progress):
+        batch = torch.stack([to_model_tensor(pixels(i)) for i in range(start, min(start + batch_size, rows.stop))])
         out.append(encode(batch.to(device)).float().cpu().numpy())
     return np.concatenate(out)
 

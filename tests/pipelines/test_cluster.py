@@ -216,3 +216,11 @@ def test_the_worker_guard_of_the_cluster_test_catches_an_open_under_the_driver_d
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode != 0 and "a worker opened the driver's path" in out.stderr
     assert log.read_text().split()[-1] == str(data / "clip.npy")
+
+
+def test_shards_cover_every_row_once_in_order() -> None:
+    from pipelines.cluster import shard_ranges
+
+    assert shard_ranges(10, 3) == [(0, 3), (3, 7), (7, 10)]
+    assert shard_ranges(2, 8) == [(0, 1), (1, 2)]  # never an empty shard
+    assert shard_ranges(5, 1) == [(0, 5)]

@@ -31,18 +31,24 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> ClipStore:
 
 def test_offsets_are_evenly_spaced_strictly_inside_the_clip() -> None:
     assert jitter_offsets(16, 1) == [8] and jitter_offsets(16, 3) == [4, 8, 12]
-    assert jitter_offsets(4, 2) == [1, 3] and jitter_offsets(4, 10) == [1, 2, 3] and jitter_offsets(16, 0) == []
+    assert (
+        jitter_offsets(4, 2) == [1, 3] and jitter_offsets(4, 10) == [1, 2, 3] and jitter_offsets(16, 0) == []
+    )
 
 
 def tiny_triplane() -> torch.nn.Module:
     model = {"type": "triplane", "width": 16, "heads": 2, "patch_size": 4, "latent_channels": 2,
              "encoder_depth": 1, "decoder_depth": 1, "projection_depth": 1}  # fmt: skip
     torch.manual_seed(0)
-    return build_autoencoder(AutoencoderConfig(model=model), DataConfig(resolution=SIZE, frames=FRAMES)).eval()
+    return build_autoencoder(
+        AutoencoderConfig(model=model), DataConfig(resolution=SIZE, frames=FRAMES)
+    ).eval()
 
 
 @pytest.mark.parametrize("family", ["identity", "triplane"])
-def test_windows_hold_the_frames_between_two_consecutive_clips(store: ClipStore, tmp_path: Path, family: str) -> None:
+def test_windows_hold_the_frames_between_two_consecutive_clips(
+    store: ClipStore, tmp_path: Path, family: str
+) -> None:
     autoencoder = IdentityAutoencoder(FRAMES, SIZE) if family == "identity" else tiny_triplane()
     latents = cache_latents(autoencoder, store.root, tmp_path / "latents", autoencoder_sha256="0" * 64,
                             jitter_windows=2, progress=False, device=torch.device("cpu"))  # fmt: skip
@@ -75,3 +81,18 @@ def test_the_training_set_draws_windows_as_unconditional_items(store: ClipStore,
     assert len(jittered) == len(plain) + train_pairs
     extra = [k for k, i in enumerate(jittered.indices) if jittered.store.manifest["offset"][i] > 0]
     assert len(extra) == train_pairs and all(jittered[k][2] is False for k in extra)
+
+
+def test_encoding_in_shards_gives_the_rows_of_one_whole_encoding(store: ClipStore) -> None:
+    """cache_latents on a cluster encodes consecutive row shards on several workers (pipelines.cluster)."""
+    from pvdm.data.latents import encode_clip_store, latent_manifest
+
+    model, manifest = tiny_triplane(), latent_manifest(store, 2)
+    kwargs = {"batch_size": 4, "device": torch.device("cpu"), "progress": False, "manifest": manifest}
+    with torch.no_grad():
+        whole = encode_clip_store(model.encode, store, **kwargs)
+        parts = [
+            encode_clip_store(model.encode, store, rows=range(a, b), **kwargs) for a, b in ((0, 7), (7, 21))
+        ]
+    assert len(whole) == len(manifest) == 21
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-5)
