@@ -135,7 +135,7 @@ def describe_nodes(nodes: list[dict[str, float]]) -> str:
     shapes = [
         f"{int(n.get('CPU', 0))} CPU" + (f" {int(n['GPU'])} GPU" if n.get("GPU") else "") for n in nodes
     ]
-    return f"{len(nodes)} nodes: " + ", ".join(shapes)
+    return f"{len(nodes)} node{'s' if len(nodes) > 1 else ''}: " + ", ".join(shapes)
 
 
 def wait_for_placement(runtime: RuntimeConfig, bundle: dict[str, float], what: str) -> None:

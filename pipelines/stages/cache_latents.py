@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from pipelines.cluster import cluster_address, map_heavy, shard_ranges
+from pipelines.cluster import ClusterError, cluster_address, map_heavy, shard_ranges
 from pipelines.stages.common import CLIPS, LATENTS, MODELS, ROOT, file_sha256, run_stage
 from pipelines.tracking import stage_run
 from pvdm.checkpoint import load_checkpoint
@@ -77,4 +77,4 @@ def main(params: Params) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, expected=(ClusterError,))

@@ -10,7 +10,7 @@ from typing import Any
 
 import mlflow
 
-from pipelines.cluster import run_heavy
+from pipelines.cluster import ClusterError, run_heavy
 from pipelines.stages.common import CLIPS, METRICS, MODELS, ROOT, SAMPLES, file_sha256, run_stage, write_json
 from pipelines.tracking import stage_run
 from pvdm.checkpoint import load_checkpoint
@@ -48,4 +48,4 @@ def main(params: Params) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, expected=(ClusterError,))

@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 import torch
 
-from pipelines.cluster import run_heavy
+from pipelines.cluster import ClusterError, run_heavy
 from pipelines.stages.common import MODELS, ROOT, SAMPLES, run_stage
 from pipelines.tracking import stage_run
 from pvdm.config import Params, SampleConfig
@@ -88,4 +88,4 @@ def main(params: Params) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, expected=(ClusterError,))

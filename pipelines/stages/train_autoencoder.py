@@ -81,6 +81,7 @@ def main(params: Params) -> None:
 
 
 if __name__ == "__main__":
+    from pipelines.cluster import ClusterError
     from pipelines.ray_train import TrainingError
 
-    run_stage(main, expected=(TrainingError,))
+    run_stage(main, expected=(TrainingError, ClusterError))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import mlflow
 
+from pipelines.cluster import ClusterError
 from pipelines.ray_train import TrainingError, train_on_ray
 from pipelines.stages.common import (
     CLIPS,
@@ -75,4 +76,4 @@ def main(params: Params) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, expected=(TrainingError,))
+    run_stage(main, expected=(TrainingError, ClusterError))

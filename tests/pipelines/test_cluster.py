@@ -224,3 +224,23 @@ def test_shards_cover_every_row_once_in_order() -> None:
     assert shard_ranges(10, 3) == [(0, 3), (3, 7), (7, 10)]
     assert shard_ranges(2, 8) == [(0, 1), (1, 2)]  # never an empty shard
     assert shard_ranges(5, 1) == [(0, 5)]
+
+
+@pytest.mark.ray
+def test_a_placement_the_cluster_cannot_hold_fails_in_bounded_time_with_what_was_asked(monkeypatch) -> None:
+    import ray
+
+    from pipelines.ray_train import fit
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    runtime = RuntimeConfig(num_workers=2, cpus_per_worker=512, placement_timeout_s=3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ClusterError) as info:
+            fit(lambda config: None, {}, runtime, name="too-big", storage_path="/nonexistent-never-written")
+    finally:
+        ray.shutdown()
+    assert time.monotonic() - started < 120
+    message = str(info.value)
+    assert message.startswith("too-big: 2 workers of 512 CPU could not be placed within 3 s")
+    assert "the cluster has 1 node: " in message and "runtime.cpus_per_worker" in message
