@@ -27,6 +27,7 @@ import click
 
 from pipelines.config import IngestConfig, load_pipeline_params
 from pvdm.data.sources import write_text_atomic
+from pvdm.hashing import file_digest, sha256_file
 
 log = logging.getLogger("pvdm.ingest")
 STATE = ".ingest-state.json"
@@ -181,7 +182,7 @@ def _verify_s3_copy(client: Any, bucket: str, key: str, path: Path, size: int, e
     if path.stat().st_size != size:
         raise IngestError(f"{name}: copied {path.stat().st_size} bytes, the object has {size}")
     if "-" not in etag:
-        return _check(name, "md5", _digest(path, hashlib.md5()).hex(), etag)
+        return _check(name, "md5", file_digest(path, "md5"), etag)
     parts = int(etag.rsplit("-", 1)[1])
     try:
         sizes = [
@@ -206,13 +207,6 @@ def _check(name: str, method: str, actual: str, expected: str) -> str:
     if actual != expected:
         raise IngestError(f"{name}: {method} of the copy is {actual}, the source says {expected}")
     return method
-
-
-def _digest(path: Path, h: Any) -> bytes:
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.digest()
 
 
 def ingest_folder(source: Path, raw: Path) -> IngestReport:
@@ -249,7 +243,7 @@ def _copy_verified(src: Path, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.ingest.partial")
     try:
         shutil.copyfile(src, tmp)
-        _check(str(src), "sha256", _digest(tmp, hashlib.sha256()).hex(), _digest(src, hashlib.sha256()).hex())
+        _check(str(src), "sha256", sha256_file(tmp), sha256_file(src))
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -103,14 +103,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cache_dir() -> Path:
     """$PVDM_CACHE_DIR, else $XDG_CACHE_HOME/pvdm, else ~/.cache/pvdm."""
     if os.environ.get("PVDM_CACHE_DIR"):

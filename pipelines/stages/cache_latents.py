@@ -13,7 +13,7 @@ import mlflow
 import numpy as np
 
 from pipelines.cluster import ClusterError, cluster_address, map_heavy, shard_ranges
-from pipelines.stages.common import CLIPS, LATENTS, MODELS, ROOT, file_sha256, run_stage
+from pipelines.stages.common import CLIPS, LATENTS, MODELS, ROOT, run_stage
 from pipelines.tracking import stage_run
 from pvdm.checkpoint import load_checkpoint
 from pvdm.config import Params
@@ -21,6 +21,7 @@ from pvdm.data.clips import ClipStore
 from pvdm.data.latents import LatentStore, encode_clip_store, latent_manifest, write_latent_store
 from pvdm.device import resolve_device
 from pvdm.families.registry import load_autoencoder
+from pvdm.hashing import sha256_file
 
 AE = MODELS / "autoencoder.pt"
 BATCH = 8
@@ -64,7 +65,7 @@ def main(params: Params) -> None:
             encode_all(params, len(manifest)) if model.caches_latents else None
         )  # None: the clips are it
         write_latent_store(
-            LATENTS, latents, manifest, model.latent_spec, file_sha256(AE), label_names=clips.label_names,
+            LATENTS, latents, manifest, model.latent_spec, sha256_file(AE), label_names=clips.label_names,
             clips=None if model.caches_latents else CLIPS,
         )  # fmt: skip
         store = LatentStore(LATENTS)

@@ -5,7 +5,6 @@ No Ray here: only the two training stages import pipelines.ray_train."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import sys
@@ -72,14 +71,6 @@ def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: (int(v) if k == "step" else v) for k, v in row.items()})
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def inference_payload(payload: dict[str, Any]) -> dict[str, Any]:

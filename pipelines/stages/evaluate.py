@@ -11,7 +11,7 @@ from typing import Any
 import mlflow
 
 from pipelines.cluster import ClusterError, run_heavy
-from pipelines.stages.common import CLIPS, METRICS, MODELS, ROOT, SAMPLES, file_sha256, run_stage, write_json
+from pipelines.stages.common import CLIPS, METRICS, MODELS, ROOT, SAMPLES, run_stage, write_json
 from pipelines.tracking import stage_run
 from pvdm.checkpoint import load_checkpoint
 from pvdm.config import EvaluateConfig, Params
@@ -19,6 +19,7 @@ from pvdm.data.clips import ClipStore
 from pvdm.device import resolve_device
 from pvdm.evaluation import evaluate_run
 from pvdm.families.registry import load_autoencoder
+from pvdm.hashing import sha256_file
 
 AE = MODELS / "autoencoder.pt"
 
@@ -38,7 +39,7 @@ def main(params: Params) -> None:
         {"evaluate": cfg.model_dump()},
         deps=["data/clips", "data/samples", "data/models/autoencoder.pt"],
     ):
-        data_key = file_sha256(CLIPS / "manifest.parquet")
+        data_key = sha256_file(CLIPS / "manifest.parquet")
         inputs = [str(p.relative_to(ROOT)) for p in (CLIPS, SAMPLES, AE)]
         results = run_heavy("evaluate", score, cfg, data_key, runtime=params.runtime, root=ROOT, inputs=inputs,
                             outputs=[])  # fmt: skip

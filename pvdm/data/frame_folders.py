@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pvdm.data.video import VideoError
+from pvdm.hashing import sha256_file
 
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MIN_FRAMES = 2  # a single image in a folder is a still, not a video
@@ -33,7 +34,9 @@ def frame_files(folder: Path) -> list[Path]:
         entries = list(folder.iterdir())
     except OSError:
         return []
-    images = [p for p in entries if p.suffix.lower() in FRAME_EXTENSIONS and p.is_file() and not p.is_symlink()]
+    images = [
+        p for p in entries if p.suffix.lower() in FRAME_EXTENSIONS and p.is_file() and not p.is_symlink()
+    ]
     return sorted(images, key=lambda p: natural_key(p.name))
 
 
@@ -79,11 +82,7 @@ def folder_digest(folder: Path) -> str:
     """SHA-256 over the frame names and contents, in frame order: the folder's content hash."""
     digest = hashlib.sha256()
     for path in frame_files(folder):
-        file_hash = hashlib.sha256()
-        with path.open("rb") as f:
-            while block := f.read(1 << 20):
-                file_hash.update(block)
-        digest.update(f"{path.name}\0{file_hash.hexdigest()}\n".encode())
+        digest.update(f"{path.name}\0{sha256_file(path)}\n".encode())
     return digest.hexdigest()
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pvdm.data.frame_folders import folder_digest, folder_size_and_mtime, is_frame_folder
+from pvdm.hashing import sha256_file
 
 SPLITS = ("train", "test")
 
@@ -105,14 +106,6 @@ def _looks_like_text(head: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return sum(ch.isprintable() or ch in "\r\n\t" for ch in text) >= 0.95 * len(text)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 class HashCache:

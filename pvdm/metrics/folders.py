@@ -20,8 +20,8 @@ from pvdm.data.frame_folders import (
     read_frame_folder,
 )
 from pvdm.data.video import VIDEO_EXTENSIONS, VideoError, probe, read_video
+from pvdm.hashing import sha256_file
 from pvdm.metrics.windows import window_plan
-from pvdm.pretrained import sha256_file
 
 log = logging.getLogger(__name__)
 
