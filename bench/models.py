@@ -1,4 +1,4 @@
-"""Speed and memory of the triplane autoencoder and UNet, at the demo size and at the paper size (issue 2).
+"""Speed and memory of the triplane autoencoder and UNet, at a small CPU size and at the paper size (issue 2).
 
     uv run --frozen python -m bench.models [--config small|paper|both] [--device auto|cpu|cuda]
         [--precision auto|fp32|bf16] [--repeats N] [--warmup N] [--batch N] [--ddim-steps 100]
@@ -87,7 +87,8 @@ class ModelSizes:
         return LatentShape(self.ae.latent_channels, self.frames, grid, grid)
 
 
-# The model sizes `make demo` trains (params.yaml) with its batch sizes.
+# A small CPU size at the demo's clip shape (32x32x16, patch 4), not the demo's models: params.yaml trains an AE of
+# width 48 (here 64) and a UNet of 32 channels (here 64), at batches 4 and 16 (here 8 and 32).
 SMALL = ModelSizes(
     "small",
     resolution=32,
@@ -105,7 +106,8 @@ SMALL = ModelSizes(
     ),
     batches={"cpu": (8, 32), "cuda": (8, 32)},
 )
-# The official PVDM sizes (DESIGN section 2): 256x256x16, patch 8, latent planes 32x32 + 16x32 + 16x32.
+# The official PVDM sizes (pvdm/config's defaults: AE width 384, UNet 256 channels): 256x256x16, patch 8,
+# latent planes 32x32 + 16x32 + 16x32.
 # Batches: what 2 CPU cores finish in about a minute; on a GPU enough to keep it busy.
 PAPER = ModelSizes(
     "paper", 256, 16, TriplaneAEConfig(), TriplaneUNetConfig(), batches={"cpu": (1, 2), "cuda": (4, 16)}

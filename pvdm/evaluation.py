@@ -205,7 +205,8 @@ def evaluate_run(
     device: torch.device,
     data_key: str,
 ) -> dict[str, Any]:
-    """Everything metrics/eval.json holds; see shared/DESIGN.md section 4 for the keys."""
+    """Everything metrics/eval.json holds: fvd_16 and fvd_long with their protocols, the fvd_real_halves and
+    fvd_noise_latents baselines, motion and reconstruction metrics (README, "After `make demo`", reads them)."""
     extractor = I3DFeatureExtractor(device=device, batch_size=cfg.batch_size, progress=True)
     protocols = protocols_from_config(cfg)
     split, _ = real_split_indices(store, cfg.real_split)

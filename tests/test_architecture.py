@@ -1,4 +1,4 @@
-"""The layering rules of DESIGN.md section 3 and the model-family seam, held by import-linter (pyproject.toml)."""
+"""The boundaries of docs/architecture.md and the family seam, held by import-linter (pyproject.toml)."""
 
 from __future__ import annotations
 

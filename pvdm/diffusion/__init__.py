@@ -1,6 +1,10 @@
-"""The diffusion process on packed triplane latents (B, C, L): schedule, objective, samplers, long videos.
+"""The diffusion process shared by every family: schedule, objective, samplers, EMA, long videos.
 
-The network lives in pvdm.models.unet; nothing here knows about planes.
+Samplers and the objective work on any tensor (B, ...): PVDM's packed triplane latents (B, C, L), the 3D UNet's
+inputs (B, C, T, H, W), VIDM's frames. The networks live in pvdm.models; the one module here that imports them is
+autoregressive.py, VIDM's frame-by-frame sampling, which takes its content and motion generators
+(pvdm.models.vidm_unet.FrameUNet, pvdm.models.vidm_motion.MotionGenerator) and calls them. Nothing else here knows
+about a family's network or its planes.
 """
 
 from pvdm.diffusion.long_video import LongVideo, generate_long_video

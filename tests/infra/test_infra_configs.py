@@ -21,7 +21,7 @@ from pvdm.config import parse_params
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-TRAINING_STAGES = {"train_autoencoder", "train_diffusion"}  # DESIGN.md section 4
+TRAINING_STAGES = {"train_autoencoder", "train_diffusion"}  # the training stages of dvc.yaml
 
 
 def _yaml(path: Path):
@@ -136,7 +136,7 @@ def test_rayjob_trains_a_training_stage(rayjob: dict) -> None:
     assert stages, words
     dvc_yaml = ROOT / "dvc.yaml"
     if not dvc_yaml.exists():
-        pytest.skip("dvc.yaml not written yet: stage names checked against DESIGN.md only")
+        pytest.skip("dvc.yaml not written yet: stage names checked against the design notes only")
     assert stages <= set(_yaml(dvc_yaml)["stages"])
 
 
