@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pvdm.hashing import sha256_file  # noqa: F401 - pvdm.families.vidm imports it from here
+
 log = logging.getLogger(__name__)
 
 # Only what numpy needs to rebuild arrays and dtypes: anything else in a pickle (os.system, builtins.eval,
