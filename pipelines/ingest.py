@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 import click
 
 from pipelines.config import IngestConfig, load_pipeline_params
-from pvdm.data.sources import write_text_atomic
+from pvdm.atomic import atomic_path, write_text_atomic
 from pvdm.hashing import file_digest, sha256_file
 
 log = logging.getLogger("pvdm.ingest")
@@ -162,15 +161,9 @@ def _same_as_recorded(recorded: dict[str, Any] | None, target: Path, current: di
 
 
 def _download_verified(client: Any, bucket: str, key: str, target: Path, size: int, etag: str) -> str:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.ingest.partial")
-    try:
+    with atomic_path(target) as tmp:  # renamed into place only when verified
         client.download_file(bucket, key, str(tmp))
-        method = _verify_s3_copy(client, bucket, key, tmp, size, etag)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return method
+        return _verify_s3_copy(client, bucket, key, tmp, size, etag)
 
 
 def _verify_s3_copy(client: Any, bucket: str, key: str, path: Path, size: int, etag: str) -> str:
@@ -239,14 +232,9 @@ def ingest_folder(source: Path, raw: Path) -> IngestReport:
 
 
 def _copy_verified(src: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.ingest.partial")
-    try:
+    with atomic_path(target) as tmp:  # renamed into place only when verified
         shutil.copyfile(src, tmp)
         _check(str(src), "sha256", sha256_file(tmp), sha256_file(src))
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _record_copy(report: IngestReport, rel: str, size: int, method: str) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import click
 
-from pvdm.data.sources import unusable_reason, write_text_atomic
+from pvdm.atomic import write_text_atomic
+from pvdm.data.sources import unusable_reason
 
 log = logging.getLogger("pvdm.raw_links")
 BEGIN = "# >>> pvdm: broken symbolic links in data/raw (DVC cannot hash them; preprocess reports them). Managed by pvdm."

@@ -1,21 +1,22 @@
 """Atomic, safely loadable checkpoints.
 
-Writing goes to a temporary file in the same folder, is fsynced, then renamed over the target: a kill at any
-moment leaves either the previous checkpoint or the new one, never a torn file. Loading uses weights_only=True,
-so a checkpoint can hold tensors and plain Python containers only (no pickled code).
+Writing goes through pvdm.atomic (a temporary file in the same folder, fsynced, renamed over the target, the
+folder fsynced): a kill or a power cut at any moment leaves either the previous checkpoint or the new one, never
+a torn file. Loading uses weights_only=True, so a checkpoint can hold tensors and plain Python containers only
+(no pickled code).
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from pvdm.atomic import atomic_write
 
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
 
@@ -25,20 +26,9 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    with atomic_write(path) as f:  # durable: the file and the rename are fsynced
+        torch.save(payload, f)
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -91,11 +81,3 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 def _listify(value: Any) -> Any:
     return [_listify(v) for v in value] if isinstance(value, tuple) else value
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pvdm.atomic import atomic_write
 from pvdm.hashing import sha256_file  # noqa: F401 - pvdm.families.vidm imports it from here
 
 log = logging.getLogger(__name__)
@@ -183,9 +184,7 @@ def _load_cached(path: Path) -> dict[str, torch.Tensor] | None:
 
 def _save_cached(path: Path, state: dict[str, torch.Tensor]) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"state_dict": state, "sha256": state_dict_digest(state)}, tmp)
-        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+        with atomic_write(path) as f:  # a concurrent reader never sees half a file
+            torch.save({"state_dict": state, "sha256": state_dict_digest(state)}, f)
     except OSError as err:  # a read-only home must not stop evaluation
         log.warning("could not cache converted weights at %s: %s", path, err)

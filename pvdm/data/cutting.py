@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pvdm.atomic import atomic_path, remove_partial, write_text_atomic
 from pvdm.data.frame_folders import frame_files, frame_size, load_frame
 from pvdm.data.video import VideoError, VideoInfo, ffmpeg_reason, fill_times, first_line, frame_to_rgb, probe
 
@@ -161,7 +162,7 @@ def within_deadline(job: Job, cut: Callable[[Job], SourceRecord] = cut_source) -
             if finished.is_set():
                 return
             shard = Path(job.shard)
-            shard.with_name(f".{shard.name}.npy.partial").unlink(missing_ok=True)
+            remove_partial(shard.with_suffix(".npy"))
             reason = f"decoding took longer than {job.limits.timeout_s:g} s (preprocess.decode_timeout_s): abandoned"
             write_record(shard, SourceRecord(job.content_hash, job.fingerprint, job.source, rejected=reason,
                                              limits=job.limits.key()))  # fmt: skip
@@ -179,9 +180,10 @@ def within_deadline(job: Job, cut: Callable[[Job], SourceRecord] = cut_source) -
 
 
 def write_record(shard: Path, record: SourceRecord) -> None:
-    tmp = shard.with_name(f".{shard.name}.json.partial")
-    tmp.write_text(json.dumps(asdict(record), ensure_ascii=False))
-    os.replace(tmp, shard.with_suffix(".json"))
+    """Not durable, like the shard it commits (see _write_shard)."""
+    write_text_atomic(
+        shard.with_suffix(".json"), json.dumps(asdict(record), ensure_ascii=False), durable=False
+    )
 
 
 def read_record(shard: Path) -> SourceRecord | None:
@@ -499,40 +501,39 @@ def _write_shard(
 ) -> None:
     """Write the clips to a temporary .npy, then rename it into place (the record, written after, commits it).
 
-    Plain sequential writes into the page cache: a killed process cannot lose them (fsync would guard against a
-    power cut too, at a large cost in time; the memory map used before spent most of the stage in its msync)."""
+    Plain sequential writes into the page cache, not fsynced: a killed process cannot lose them (fsync would guard
+    against a power cut too, at a large cost in time; the memory map used before spent most of the stage in its
+    msync)."""
     r, t = spec.resolution, spec.frames
     x0, y0 = (size[0] - r) // 2, (size[1] - r) // 2
-    tmp = shard.with_name(f".{shard.name}.npy.partial")
     record.starts, record.clip_indices, record.stats = [], [], []
-    with tmp.open("wb") as f:
-        header = {"descr": "|u1", "fortran_order": False, "shape": (len(starts), t, r, r, 3)}
-        np.lib.format.write_array_header_1_0(f, header)
-        offset = f.tell()
-        for index, start in enumerate(starts):
-            picked = order[start : start + spec.span : spec.frame_stride].tolist()
-            clip = np.ascontiguousarray(
-                _checked_batch(frames_at(picked), t, size)[:, y0 : y0 + r, x0 : x0 + r]
+    with atomic_path(shard.with_suffix(".npy"), durable=False) as tmp:
+        with tmp.open("wb") as f:
+            header = {"descr": "|u1", "fortran_order": False, "shape": (len(starts), t, r, r, 3)}
+            np.lib.format.write_array_header_1_0(f, header)
+            offset = f.tell()
+            for index, start in enumerate(starts):
+                picked = order[start : start + spec.span : spec.frame_stride].tolist()
+                clip = np.ascontiguousarray(
+                    _checked_batch(frames_at(picked), t, size)[:, y0 : y0 + r, x0 : x0 + r]
+                )
+                stats = clip_stats(clip)
+                if stats[3] < spec.min_clip_std:
+                    continue
+                f.write(clip.data)
+                record.starts.append(start)
+                record.clip_indices.append(index)
+                record.stats.append(stats)
+        kept = len(record.starts)
+        if kept == 0:
+            raise Rejected(f"all {len(starts)} clips are constant (pixel std below {spec.min_clip_std:g})")
+        if kept < len(starts):  # rare: the header announced the dropped constant clips too; rewrite it
+            record.notes.append(
+                f"dropped {len(starts) - kept} constant clips (pixel std below {spec.min_clip_std:g})"
             )
-            stats = clip_stats(clip)
-            if stats[3] < spec.min_clip_std:
-                continue
-            f.write(clip.data)
-            record.starts.append(start)
-            record.clip_indices.append(index)
-            record.stats.append(stats)
-    kept = len(record.starts)
-    if kept == 0:
-        tmp.unlink()
-        raise Rejected(f"all {len(starts)} clips are constant (pixel std below {spec.min_clip_std:g})")
-    if kept < len(starts):  # rare: the header announced the dropped constant clips too; rewrite it
-        record.notes.append(
-            f"dropped {len(starts) - kept} constant clips (pixel std below {spec.min_clip_std:g})"
-        )
-        clips = np.fromfile(tmp, dtype=np.uint8, offset=offset).reshape(kept, t, r, r, 3)
-        np.save(tmp.with_suffix(".trim"), clips)
-        os.replace(tmp.with_suffix(".trim.npy"), tmp)
-    os.replace(tmp, shard.with_suffix(".npy"))
+            clips = np.fromfile(tmp, dtype=np.uint8, offset=offset).reshape(kept, t, r, r, 3)
+            with tmp.open("wb") as f:
+                np.save(f, clips)
 
 
 def clip_stats(clip: np.ndarray) -> list[float]:

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from pvdm.atomic import atomic_path, write_text_atomic
 from pvdm.config.data import DataConfig
 from pvdm.config.preprocess import PreprocessConfig
 from pvdm.data.cutting import CutSpec, DecodeLimits, Job, Rejected, SourceRecord, read_record, within_deadline
@@ -48,7 +49,6 @@ from pvdm.data.sources import (
     listed_split,
     read_video_list,
     seeded_split,
-    write_text_atomic,
 )
 from pvdm.data.validation import validate_store
 
@@ -161,14 +161,25 @@ def _plan(
     fp = fingerprint(spec)
     shard_dir = out / SHARD_DIR
     jobs = [
-        Job(str(c.path), c.source, h, str(shard_dir / f"{h[:32]}-{fp[:8]}"), fp, spec, limits, cfg.frame_folder_fps)
+        Job(
+            str(c.path),
+            c.source,
+            h,
+            str(shard_dir / f"{h[:32]}-{fp[:8]}"),
+            fp,
+            spec,
+            limits,
+            cfg.frame_folder_fps,
+        )
         for c, h in unique
         if listed is None or c.source in listed
     ]
     return jobs, listed
 
 
-def _within_size(candidates: list[Candidate], limits: DecodeLimits, report: PreprocessReport) -> list[Candidate]:
+def _within_size(
+    candidates: list[Candidate], limits: DecodeLimits, report: PreprocessReport
+) -> list[Candidate]:
     """Files over preprocess.max_file_bytes are rejected before they are hashed (hashing reads every byte)."""
     kept = []
     for c in candidates:
@@ -395,9 +406,8 @@ def _shard_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
 
 
 def _write_manifest(out: Path, manifest: pd.DataFrame) -> None:
-    tmp = out / f".{MANIFEST}.{os.getpid()}.partial"
-    manifest.to_parquet(tmp, index=False)
-    os.replace(tmp, out / MANIFEST)
+    with atomic_path(out / MANIFEST) as tmp:
+        manifest.to_parquet(tmp, index=False)
 
 
 def _remove_unreferenced_shards(shard_dir: Path, keep: set[str]) -> None:

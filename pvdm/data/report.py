@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pvdm.data.sources import write_text_atomic
+from pvdm.atomic import write_text_atomic
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"

@@ -12,6 +12,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from pvdm.atomic import write_text_atomic
 from pvdm.data.frame_folders import folder_digest, folder_size_and_mtime, is_frame_folder
 from pvdm.hashing import sha256_file
 
@@ -129,14 +130,6 @@ class HashCache:
     def save(self, keep: set[str]) -> None:
         entries = {k: v for k, v in self._entries.items() if k in keep}
         write_text_atomic(self.path, json.dumps(entries, sort_keys=True))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write then rename, so a reader (or a killed run) sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_video_list(path: Path) -> set[str]:

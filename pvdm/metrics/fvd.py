@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from pvdm.atomic import atomic_write
 from pvdm.config.evaluate import EvaluateConfig
 from pvdm.metrics.features import ClipLike, I3DFeatureExtractor, as_clip_batch
 from pvdm.pretrained import cache_dir
@@ -46,19 +45,9 @@ class FeatureStats:
 
     def save(self, path: str | Path) -> Path:
         """Written to a temporary file beside `path`, then renamed: a reader never sees half a file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(
-                fd, "wb"
-            ) as f:  # a file object: np.savez would otherwise append ".npz" to the name
-                np.savez(f, mean=self.mean, cov=self.cov, n=np.int64(self.n))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        with atomic_write(path) as f:  # a file object: np.savez would otherwise append ".npz" to the name
+            np.savez(f, mean=self.mean, cov=self.cov, n=np.int64(self.n))
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureStats:
