@@ -57,8 +57,7 @@ def decode_all(path: str, resolution: int = 0) -> int:
     `resolution` by the decoder; returns the number of frames."""
     from decord import VideoReader, cpu
 
-    from pvdm.data.cutting import decode_size
-    from pvdm.data.video import probe
+    from pvdm.data.video import decode_size, probe
 
     width, height = -1, -1
     if resolution:

@@ -1,29 +1,36 @@
 """One source video -> one shard of clips. Runs in a worker process, one video at a time.
 
-The frames are decoded already resized (short side = resolution, by the decoder's scaler), centre-cropped, and
-written into the shard clip by clip, so memory holds about one clip, not the whole video: decord reads the frames
-of each clip by index; the PyAV fallback decodes the file twice, first for the timestamps only, then streaming and
-keeping just the frames the current clip still needs.
-
-A video is untrusted input: its size, frame count, frame size and duration are checked against `DecodeLimits`
-before decoding (what the container claims) and while decoding (what it really holds), and `within_deadline`
-abandons a decoder that hangs.
+The frames come from pvdm.data.video (`with_frames`: decord, else PyAV, bounded by `DecodeLimits`) already resized
+(short side = resolution, by the decoder's scaler); here they are centre-cropped and written into the shard clip
+by clip, in clip order, so memory holds about one clip, not the whole video. The shard format: `<shard>.npy`
+holds the clips, uint8 (N, T, H, W, 3); `<shard>.json`, the SourceRecord, written after it, commits it.
+`within_deadline` abandons a decoder that hangs and commits the rejection.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from pvdm.atomic import atomic_path, remove_partial, write_text_atomic
-from pvdm.data.frame_folders import frame_files, frame_size, load_frame
-from pvdm.data.video import VideoError, VideoInfo, ffmpeg_reason, fill_times, first_line, frame_to_rgb, probe
+from pvdm.data.frame_folders import bounded_frames, frame_files, frame_size
+from pvdm.data.video import (
+    DecodeLimits,
+    FramesAt,
+    OpenedVideo,
+    VideoError,
+    VideoInfo,
+    checked_batch,
+    decode_size,
+    probe,
+    run_with_deadline,
+    with_frames,
+)
 
 VFR_SPREAD = 1.5  # longest / shortest frame interval above which a video counts as variable frame rate
 
@@ -45,47 +52,6 @@ class CutSpec:
     def span(self) -> int:
         """Source frames one clip covers."""
         return (self.frames - 1) * self.frame_stride + 1
-
-
-@dataclass(frozen=True)
-class DecodeLimits:
-    """Bounds on one untrusted video (preprocess.max_file_bytes, max_frames, max_pixels, max_duration_s,
-    decode_timeout_s): over any of them the video is rejected, with the bound named, and the others go on."""
-
-    max_file_bytes: int = 4 * 2**30
-    max_frames: int = 200_000
-    max_pixels: int = 8192 * 8192
-    max_duration_s: float = 4 * 3600.0
-    timeout_s: float = 1800.0
-
-    def key(self) -> str:
-        """Recorded with a rejection: a video rejected under other limits is decoded again."""
-        return json.dumps(asdict(self), sort_keys=True)
-
-    def check_file_size(self, size: int) -> None:
-        if size > self.max_file_bytes:
-            raise Rejected(
-                f"file of {size:,} bytes is over the limit of {self.max_file_bytes:,} (preprocess.max_file_bytes)"
-            )
-
-    def check_frames(self, frames: int, what: str = "has") -> None:
-        if frames > self.max_frames:
-            raise Rejected(
-                f"{what} {frames:,} frames, over the limit of {self.max_frames:,} (preprocess.max_frames)"
-            )
-
-    def check_pixels(self, width: int, height: int) -> None:
-        if width * height > self.max_pixels:
-            raise Rejected(
-                f"frames of {width}x{height} = {width * height:,} pixels are over the limit of {self.max_pixels:,} "
-                "(preprocess.max_pixels)"
-            )
-
-    def check_duration(self, seconds: float, what: str = "lasts") -> None:
-        if seconds > self.max_duration_s:
-            raise Rejected(
-                f"{what} {seconds:,.0f} s, over the limit of {self.max_duration_s:,.0f} s (preprocess.max_duration_s)"
-            )
 
 
 @dataclass
@@ -148,34 +114,22 @@ def cut_source(job: Job) -> SourceRecord:
     return record
 
 
-TIMED_OUT_EXIT = 75  # exit status of a worker process that abandoned a hung decoder
-
-
 def within_deadline(job: Job, cut: Callable[[Job], SourceRecord] = cut_source) -> SourceRecord:
     """In a worker process: `cut(job)` and commit its record, or, after `job.limits.timeout_s`, commit a rejection
-    and end the process. A decoder stuck inside C code cannot be interrupted from Python, so the process goes; the
-    pool then reads the committed record instead of retrying the file."""
-    lock, finished = threading.Lock(), threading.Event()
+    and end the process (video.run_with_deadline); the pool then reads the committed record instead of retrying
+    the file."""
+    shard = Path(job.shard)
 
-    def expire() -> None:
-        with lock:
-            if finished.is_set():
-                return
-            shard = Path(job.shard)
-            remove_partial(shard.with_suffix(".npy"))
-            reason = f"decoding took longer than {job.limits.timeout_s:g} s (preprocess.decode_timeout_s): abandoned"
-            write_record(shard, SourceRecord(job.content_hash, job.fingerprint, job.source, rejected=reason,
-                                             limits=job.limits.key()))  # fmt: skip
-            os._exit(TIMED_OUT_EXIT)
+    def abandon() -> None:
+        remove_partial(shard.with_suffix(".npy"))
+        reason = (
+            f"decoding took longer than {job.limits.timeout_s:g} s (preprocess.decode_timeout_s): abandoned"
+        )
+        write_record(shard, SourceRecord(job.content_hash, job.fingerprint, job.source, rejected=reason,
+                                         limits=job.limits.key()))  # fmt: skip
 
-    timer = threading.Timer(job.limits.timeout_s, expire)
-    timer.daemon = True
-    timer.start()
-    record = cut(job)
-    with lock:  # from here on the timer does nothing
-        finished.set()
-    timer.cancel()
-    write_record(Path(job.shard), record)
+    record = run_with_deadline(lambda: cut(job), job.limits.timeout_s, abandon)
+    write_record(shard, record)
     return record
 
 
@@ -201,37 +155,27 @@ def _cut_into_shard(job: Job, record: SourceRecord) -> None:
     if Path(job.path).is_dir():
         _cut_frame_folder(job, record)
         return
-    spec, limits = job.spec, job.limits
-    limits.check_file_size(os.path.getsize(job.path))
+    spec = job.spec
+    job.limits.check_file_size(os.path.getsize(job.path))
     info = probe(job.path)
     _check_geometry(info, spec)
-    _check_claims(info, limits)
+    job.limits.check_claims(info)
     record.width, record.height, record.codec = info.width, info.height, info.codec
     record.notes += _format_notes(info, spec)
     size = decode_size(info.width, info.height, spec.resolution)
-    frames_at, times, record.backend, decoder_notes = _open_frames(job.path, size, limits)
-    record.notes += decoder_notes
-    order, fps, timing_notes = _constant_rate_order(times, info.fps)
-    record.fps = fps
-    record.notes += timing_notes
-    record.decoded_frames = len(times)
-    record.notes += _truncation_notes(info, len(order), fps, decoder_notes)
-    starts = clip_starts(len(order), spec)
-    if not starts:
-        raise Rejected(_too_short_reason(len(order), spec))
-    try:
-        _write_shard(Path(job.shard), frames_at, order, starts, size, spec, record)
-    except _DecordFailed:
-        # decord indexed the file but could not decode all of it (a truncated file): PyAV keeps what decodes.
-        record.notes = [n for n in record.notes if not n.startswith("truncated")]
-        frames_at, times, record.backend, decoder_notes = _open_pyav(job.path, size, limits)
-        record.notes += decoder_notes
-        order, fps, _ = _constant_rate_order(times, info.fps)
+    format_notes = list(record.notes)
+
+    def cut(video: OpenedVideo) -> None:  # again from the start when decord fails partway (see with_frames)
+        order, record.fps, timing_notes = _constant_rate_order(video.times, info.fps)
+        record.backend, record.decoded_frames = video.backend, len(video.times)
+        truncation = _truncation_notes(info, len(order), record.fps, video.notes)
+        record.notes = [*format_notes, *video.notes, *timing_notes, *truncation]
         starts = clip_starts(len(order), spec)
         if not starts:
-            raise Rejected(_too_short_reason(len(order), spec)) from None
-        record.decoded_frames = len(times)
-        _write_shard(Path(job.shard), frames_at, order, starts, size, spec, record)
+            raise Rejected(_too_short_reason(len(order), spec))
+        _write_shard(Path(job.shard), video.frames_at, order, starts, size, spec, record)
+
+    with_frames(job.path, size, job.limits, cut)
 
 
 def _cut_frame_folder(job: Job, record: SourceRecord) -> None:
@@ -250,29 +194,11 @@ def _cut_frame_folder(job: Job, record: SourceRecord) -> None:
     record.notes += _format_notes(info, spec)
     record.backend, record.fps, record.decoded_frames = "frames", job.frame_fps, len(files)
     size = decode_size(width, height, spec.resolution)
-
-    def frames_at(indices: list[int]) -> np.ndarray:
-        for i in indices:
-            limits.check_pixels(*frame_size(files[i]))
-        return np.stack([load_frame(files[i], size) for i in indices])
-
     starts = clip_starts(len(files), spec)
     if not starts:
         raise Rejected(_too_short_reason(len(files), spec))
+    frames_at = bounded_frames(files, size, limits)
     _write_shard(Path(job.shard), frames_at, np.arange(len(files)), starts, size, spec, record)
-
-
-def _check_claims(info: VideoInfo, limits: DecodeLimits) -> None:
-    """What the container announces, before any decoding (a lie is caught again while decoding)."""
-    limits.check_pixels(info.width, info.height)
-    limits.check_frames(info.frames, "announces")
-    limits.check_duration(info.duration, "announces that it lasts")
-
-
-def _check_decoded(times: np.ndarray, limits: DecodeLimits) -> None:
-    limits.check_frames(len(times))
-    if len(times) > 1:
-        limits.check_duration(float(times[-1] - times[0]))
 
 
 def _check_geometry(info: VideoInfo, spec: CutSpec) -> None:
@@ -300,143 +226,6 @@ def _format_notes(info: VideoInfo, spec: CutSpec) -> list[str]:
             f"upscaled: {info.width}x{info.height} is smaller than the {spec.resolution}-pixel clips"
         )
     return notes
-
-
-def decode_size(width: int, height: int, resolution: int) -> tuple[int, int]:
-    """(width, height) with the short side at `resolution` and the aspect ratio kept (before the centre crop)."""
-    scale = resolution / min(width, height)
-    return max(resolution, round(width * scale)), max(resolution, round(height * scale))
-
-
-FramesAt = Callable[[list[int]], np.ndarray]
-
-
-class _DecordFailed(Exception):
-    pass
-
-
-def _open_frames(
-    path: str, size: tuple[int, int], limits: DecodeLimits
-) -> tuple[FramesAt, np.ndarray, str, list[str]]:
-    """Access to the resized frames in clip order, with decord when it opens the file, else PyAV (streamed)."""
-    try:
-        from decord import VideoReader, cpu
-
-        # One thread per decoder: the parallelism is one process per video.
-        reader = VideoReader(path, ctx=cpu(0), width=size[0], height=size[1], num_threads=1)
-        n = len(reader)
-        if n == 0:
-            raise VideoError("no frames")
-        limits.check_frames(n)  # decord's index holds every frame's position: the real count, before decoding
-        times = reader.get_frame_timestamp(list(range(n)))[:, 0].astype(np.float64)
-        _check_decoded(times, limits)
-    except Rejected:
-        raise
-    except Exception as err:
-        frames_at, times, backend, notes = _open_pyav(path, size, limits)
-        return (
-            frames_at,
-            times,
-            backend,
-            [f"decoded with PyAV (decord failed on it: {first_line(err)})", *notes],
-        )
-
-    def frames_at(indices: list[int]) -> np.ndarray:
-        try:
-            return reader.get_batch(indices).asnumpy()
-        except Exception as err:
-            raise _DecordFailed(str(err)) from None
-
-    return frames_at, times, "decord", []
-
-
-def _open_pyav(
-    path: str, size: tuple[int, int], limits: DecodeLimits
-) -> tuple[FramesAt, np.ndarray, str, list[str]]:
-    """PyAV in two passes: the timestamps of every frame that decodes (no pixels kept, the count bounded), then
-    the frames themselves, streamed to the clips in order."""
-    times, notes = pyav_timestamps(path, limits.max_frames)
-    _check_decoded(times, limits)
-    return StreamedFrames(path, size, len(times)), times, "pyav", notes
-
-
-def pyav_timestamps(path: str, max_frames: int) -> tuple[np.ndarray, list[str]]:
-    """Presentation time of each frame PyAV decodes, stopping at a decoding error (a torn file: noted) and
-    rejecting the video past `max_frames` frames."""
-    import av
-
-    times: list[float] = []
-    reason = ""
-    try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise VideoError("no video stream")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            announced = int(stream.frames or 0)
-            try:
-                for frame in container.decode(stream):
-                    times.append(float(frame.time) if frame.time is not None else np.nan)
-                    if len(times) > max_frames:
-                        raise Rejected(
-                            f"has more than {max_frames:,} frames, the limit (preprocess.max_frames)"
-                        )
-            except (av.FFmpegError, ValueError) as err:
-                reason = ffmpeg_reason(err)
-    except av.FFmpegError as err:
-        raise VideoError(f"not a video the decoders recognise ({ffmpeg_reason(err)})") from None
-    if not times:
-        raise VideoError(f"no frame could be decoded{f' ({reason})' if reason else ''}")
-    notes = []
-    if reason or (announced and len(times) < announced):
-        notes.append(
-            f"truncated: decoded {len(times)} of {announced or '?'} frames{f' ({reason})' if reason else ''}"
-        )
-    return fill_times(np.array(times)), notes
-
-
-class StreamedFrames:
-    """The frames of one PyAV decode, served to requests in clip order (the smallest index asked never goes
-    back). Keeps only the frames from the current request's first index to the furthest decoded, so memory holds
-    about one clip's span, not the video."""
-
-    def __init__(self, path: str, size: tuple[int, int], count: int) -> None:
-        self.path, self.size, self.count = path, size, count
-        self._frames: Iterator[np.ndarray] | None = None
-        self._next = 0  # index of the next frame the decoder yields
-        self._floor = 0  # frames before this one are no longer kept
-        self._kept: dict[int, np.ndarray] = {}
-
-    def __call__(self, indices: list[int]) -> np.ndarray:
-        lo, hi = min(indices), max(indices)
-        if lo < self._floor:
-            raise ValueError(f"frame {lo} requested after the frames before {self._floor} were let go")
-        self._floor = lo
-        self._kept = {i: f for i, f in self._kept.items() if i >= lo}
-        frames = self._frames if self._frames is not None else self._decode()
-        self._frames = frames
-        while self._next <= hi:
-            frame = next(frames, None)
-            if frame is None:
-                raise VideoError(
-                    f"the second PyAV pass ended at frame {self._next}, the first decoded {self.count}"
-                )
-            if self._next >= lo:
-                self._kept[self._next] = frame
-            self._next += 1
-        return np.stack([self._kept[i] for i in indices])
-
-    def _decode(self) -> Iterator[np.ndarray]:
-        import av
-
-        with av.open(self.path) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            try:
-                for frame in container.decode(stream):
-                    yield frame_to_rgb(frame, self.size)
-            except (av.FFmpegError, ValueError):
-                return  # the torn end the first pass met: the frames before it were all served
 
 
 def _constant_rate_order(times: np.ndarray, claimed_fps: float) -> tuple[np.ndarray, float, list[str]]:
@@ -515,7 +304,7 @@ def _write_shard(
             for index, start in enumerate(starts):
                 picked = order[start : start + spec.span : spec.frame_stride].tolist()
                 clip = np.ascontiguousarray(
-                    _checked_batch(frames_at(picked), t, size)[:, y0 : y0 + r, x0 : x0 + r]
+                    checked_batch(frames_at(picked), t, size)[:, y0 : y0 + r, x0 : x0 + r]
                 )
                 stats = clip_stats(clip)
                 if stats[3] < spec.min_clip_std:
@@ -551,11 +340,3 @@ def _mean_std(x: np.ndarray) -> tuple[float, float]:
     x = x.astype(np.float32)
     mean = float(x.mean())
     return mean, float(np.sqrt(np.square(x - mean).mean()))
-
-
-def _checked_batch(batch: np.ndarray, frames: int, size: tuple[int, int]) -> np.ndarray:
-    """What the decoder returned must be uint8 (frames, height, width, 3): metadata is not trusted."""
-    expected = (frames, size[1], size[0], 3)
-    if batch.dtype != np.uint8 or batch.shape != expected:
-        raise VideoError(f"the decoder returned {batch.dtype} {batch.shape}, expected uint8 {expected}")
-    return batch

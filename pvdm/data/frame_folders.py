@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pvdm.data.video import VideoError
+from pvdm.data.video import DecodeLimits, FramesAt, VideoError
 from pvdm.hashing import sha256_file
 
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -76,6 +76,18 @@ def read_frame_folder(folder: Path, max_frames: int | None = None) -> np.ndarray
         raise VideoError(f"{folder}: no image files ({', '.join(FRAME_EXTENSIONS)})")
     size = frame_size(files[0])
     return np.stack([load_frame(f, size) for f in files])
+
+
+def bounded_frames(files: list[Path], size: tuple[int, int], limits: DecodeLimits) -> FramesAt:
+    """The frames by index, resized to `size` = (width, height); each image's size is checked against
+    `limits.max_pixels` from its header before its pixels are decoded."""
+
+    def frames_at(indices: list[int]) -> np.ndarray:
+        for i in indices:
+            limits.check_pixels(*frame_size(files[i]))
+        return np.stack([load_frame(files[i], size) for i in indices])
+
+    return frames_at
 
 
 def folder_digest(folder: Path) -> str:

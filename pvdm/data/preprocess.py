@@ -36,7 +36,7 @@ from tqdm import tqdm
 from pvdm.atomic import atomic_path, write_text_atomic
 from pvdm.config.data import DataConfig
 from pvdm.config.preprocess import PreprocessConfig
-from pvdm.data.cutting import CutSpec, DecodeLimits, Job, Rejected, SourceRecord, read_record, within_deadline
+from pvdm.data.cutting import CutSpec, Job, SourceRecord, read_record, within_deadline
 from pvdm.data.labels import assign_labels
 from pvdm.data.layout import LABELS, MANIFEST, MANIFEST_COLUMNS, SHARD_DIR
 from pvdm.data.report import PreprocessReport, ProcessedVideo
@@ -51,6 +51,7 @@ from pvdm.data.sources import (
     seeded_split,
 )
 from pvdm.data.validation import validate_store
+from pvdm.data.video import DecodeLimits, OverLimit
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ def _within_size(
     for c in candidates:
         try:
             limits.check_file_size(c.size)
-        except Rejected as err:
+        except OverLimit as err:
             report.rejected.append({"source": c.source, "reason": str(err)})
             continue
         kept.append(c)

@@ -1,6 +1,7 @@
 """The raw folder: which files are candidate videos, which are junk before any decoding, duplicates, and splits.
 
-Everything here is cheap (file system calls, hashing) and runs in the main process; decoding is in pvdm.data.cutting.
+Everything here is cheap (file system calls, hashing) and runs in the main process; decoding is in pvdm.data.video
+(cutting into clips in pvdm.data.cutting).
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ import pytest
 from bench.decode_bounds import write_torn_solid_video
 from pvdm.config import DataConfig, PreprocessConfig
 from pvdm.data import preprocess as pp
-from pvdm.data.cutting import DecodeLimits, Job, cut_source
+from pvdm.data.cutting import Job, cut_source
 from pvdm.data.preprocess import run_preprocess
 from pvdm.data.synthetic import generate_videos
+from pvdm.data.video import DecodeLimits
 
 DATA = DataConfig(resolution=32, frames=8)
 
