@@ -10,29 +10,23 @@ buckets are gone after `stop`). MLflow keeps the project's own store (`mlflow.db
 group) and recorded with its start time in `.services/services.json`; `stop` signals only a recorded group whose
 leader is still the process that was started, never a recycled pid.
 
-The helpers (`free_port`, `spawn`, `wait_http`, `stop_process_group`) are reused by the tests that start real servers.
+Starting, waiting for and ending the processes is pipelines.supervisor's.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
 
-HOST = "127.0.0.1"
+from pipelines.supervisor import HOST, is_same_process, pick_port, spawn, stop_process_group, wait_http
+
 DEFAULT_PORTS = {"s3": 9000, "mlflow": 5000, "prefect": 4200}
 S3_BUCKETS = ("pvdm-dvc", "pvdm-data")
 # moto accepts any key pair; these are placeholders, not secrets.
@@ -40,11 +34,6 @@ FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
-}
-QUIET = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
 }
 
 
@@ -66,104 +55,6 @@ class Record:
     create_time: float
     port: int
     log: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def pick_port(preferred: int) -> int:
-    """The preferred port when it is free, else any free one (0 = any)."""
-    return preferred if preferred and port_is_free(preferred) else free_port()
-
-
-def spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    """Start a detached server in a new session (its own process group), output to `log_path`."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            argv,
-            env={**os.environ, **QUIET, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-
-
-def wait_http(url: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> None:
-    """Poll `url` until it answers 2xx; fail early (with the log's tail) if the process exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[:4]} exited with {proc.returncode}:\n{log_tail(log_path)}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if 200 <= resp.status < 300:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s:\n{log_tail(log_path)}")
-
-
-def is_same_process(pid: int, create_time: float) -> bool:
-    """Whether `pid` still runs the process started at `create_time` (a zombie has ended: it only awaits a reaper)."""
-    try:
-        proc = psutil.Process(pid)
-        return abs(proc.create_time() - create_time) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def stop_process_group(pid: int, create_time: float, timeout: float = 15.0) -> bool:
-    """SIGTERM the group led by `pid` (SIGKILL after `timeout`); False if `pid` is no longer that process."""
-    if not is_same_process(pid, create_time):
-        return False
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _group_alive(pid):
-        time.sleep(0.2)
-    if _group_alive(pid):
-        _signal_group(pid, signal.SIGKILL)
-    _reap(pid)
-    return True
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group still runs (zombies, awaiting their parent's wait, do not count)."""
-    _reap(pgid)
-    for proc in psutil.process_iter(["status"]):
-        with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                return True
-    return False
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when the leader is our own child (the tests), so it is not left a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 def local_services(

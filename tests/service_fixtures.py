@@ -28,7 +28,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipelines.services import FAKE_AWS, HOST, free_port, spawn, stop_process_group, wait_http
+from pipelines.services import FAKE_AWS
+from pipelines.supervisor import HOST, free_port, spawn, stop_process_group, wait_http
 
 SERVER_START_TIMEOUT = 180.0  # seconds; MLflow needs ~15 s alone, more on 2 busy cores
 

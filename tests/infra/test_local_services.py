@@ -16,7 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipelines.services import HOST, S3_BUCKETS, is_same_process
+from pipelines.services import S3_BUCKETS
+from pipelines.supervisor import HOST, is_same_process
 
 pytestmark = [pytest.mark.services]
 

@@ -31,7 +31,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipelines import registry
-from pipelines.services import HOST, free_port, spawn, stop_process_group, wait_http
+from pipelines.supervisor import HOST, free_port, spawn, stop_process_group, wait_http
 from pvdm.data.synthetic import generate_videos
 from tests.pipelines.projects import ROOT, make_project, project_env
 from tests.pipelines.tiny_params import TINY_PARAMS

@@ -15,7 +15,7 @@ import psutil
 import pytest
 import yaml
 
-from pipelines.services import HOST, free_port, spawn, stop_process_group, wait_http
+from pipelines.supervisor import HOST, free_port, spawn, stop_process_group, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
