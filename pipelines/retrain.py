@@ -8,7 +8,7 @@
    but `dvc status` shows stages out of date (an earlier retrain failed half-way): carry on, DVC resumes it.
 3. Run the pipeline (pipelines/flows.py: one task per DVC stage, one MLflow parent run for this flow run).
 4. Compare the new `fvd_16` with the registry's `champion` and move the alias only if it is lower; the decision is
-   recorded as tags on the model versions and the parent run (pipelines/registry.py).
+   recorded as tags on the model versions and the parent run (pipelines/promotion.py).
 """
 
 from __future__ import annotations
@@ -21,23 +21,23 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 
-from pipelines import registry
+from pipelines import promotion
 from pipelines.flows import PipelineResult, ingest_config, ingest_videos, run_pipeline, with_retries
 from pipelines.project import apply_overrides, dvc_pending, flow_project
 
 
 @dataclass
 class RetrainResult:
-    outcome: str  # "skipped" | registry.PROMOTED | registry.KEPT | registry.NO_MODEL
+    outcome: str  # "skipped" | promotion.PROMOTED | promotion.KEPT | promotion.NO_MODEL
     message: str
     new_videos: list[str] = field(default_factory=list)
     pipeline: PipelineResult | None = None
-    decision: registry.Decision | None = None
+    decision: promotion.Decision | None = None
 
 
 @task(name="promote-if-better", cache_policy=NO_CACHE)
-def promote(parent_run_id: str) -> registry.Decision:
-    decision = registry.promote_if_better(parent_run_id)
+def promote(parent_run_id: str) -> promotion.Decision:
+    decision = promotion.promote_if_better(parent_run_id)
     get_run_logger().info("%s: %s", decision.outcome, decision.reason)
     return decision
 

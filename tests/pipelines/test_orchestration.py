@@ -30,7 +30,7 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines import registry
+from pipelines import promotion
 from pipelines.supervisor import HOST, free_port, spawn, stop_process_group, wait_http
 from pvdm.data.synthetic import generate_videos
 from tests.pipelines.projects import ROOT, make_project, project_env
@@ -185,7 +185,7 @@ def parent_run(client: MlflowClient, flow_run_id: str) -> Any:
 
 
 def stage_names(client: MlflowClient, parent_id: str) -> set[str]:
-    return set(registry.stage_runs(client, parent_id))
+    return set(promotion.stage_runs(client, parent_id))
 
 
 # --- 1. pvdm/full: a failed stage, then the run that completes ---------------------------------------------------
@@ -239,7 +239,7 @@ def test_full_deployment_completes_from_the_cli_resuming_where_dvc_left_off(
     assert parent.info.status == "FINISHED" and parent.data.tags["prefect.deployment"] == "full"
     assert stage_names(client, parent.info.run_id) == {"evaluate"}  # only what the failed run left undone
     assert "fvd_16" in json.loads((project / "metrics" / "eval.json").read_text())
-    for name in (registry.DIFFUSION, registry.AUTOENCODER):
+    for name in (promotion.DIFFUSION, promotion.AUTOENCODER):
         assert [v.version for v in client.search_model_versions(f"name = '{name}'")] == [1]
 
 
@@ -263,7 +263,7 @@ def retrain_runs(
 ) -> dict[str, Any]:
     # The models of pvdm/full become the champion (the first model is promoted), as a retrain would have done.
     client = mlflow_client(project)
-    first = registry.promote_if_better(parent_run(client, full_runs["completed"][2]).info.run_id, client)
+    first = promotion.promote_if_better(parent_run(client, full_runs["completed"][2]).info.run_id, client)
     bucket = s3_server.new_bucket("videos")
     new = tmp_path_factory.mktemp("new-videos")
     for path in generate_videos(new, 2, size=32, frames=48, fps=8, seed=7):
@@ -288,7 +288,7 @@ def test_retrain_ingests_new_videos_and_promotes_by_the_fvd_rule(
     retrain_runs: dict[str, Any], prefect: Prefect, project: Path
 ) -> None:
     assert (
-        retrain_runs["first"].outcome == registry.PROMOTED and "no champion" in retrain_runs["first"].reason
+        retrain_runs["first"].outcome == promotion.PROMOTED and "no champion" in retrain_runs["first"].reason
     )
     champion_fvd = retrain_runs["first"].fvd_16
     code, output, run_id = retrain_runs["with_new"]
@@ -312,16 +312,18 @@ def test_retrain_ingests_new_videos_and_promotes_by_the_fvd_rule(
         retrain_runs["models_after"],
     )
     new_fvd = json.loads((project / "metrics" / "eval.json").read_text())["fvd_16"]
-    expected = registry.PROMOTED if new_fvd < champion_fvd else registry.KEPT
-    version = client.get_model_version(registry.DIFFUSION, "2")
-    assert version.run_id in {r.info.run_id for r in registry.stage_runs(client, parent.info.run_id).values()}
+    expected = promotion.PROMOTED if new_fvd < champion_fvd else promotion.KEPT
+    version = client.get_model_version(promotion.DIFFUSION, "2")
+    assert version.run_id in {
+        r.info.run_id for r in promotion.stage_runs(client, parent.info.run_id).values()
+    }
     assert version.tags["pvdm.decision"] == expected and float(version.tags["pvdm.fvd_16"]) == new_fvd
     assert float(version.tags["pvdm.champion_fvd_16"]) == champion_fvd
-    assert client.get_model_version(registry.AUTOENCODER, "2").tags["pvdm.decision"] == expected
+    assert client.get_model_version(promotion.AUTOENCODER, "2").tags["pvdm.decision"] == expected
     assert parent.data.tags["pvdm.decision"] == expected and float(parent.data.tags["pvdm.fvd_16"]) == new_fvd
-    champion = "2" if expected == registry.PROMOTED else "1"
-    for name in (registry.DIFFUSION, registry.AUTOENCODER):
-        assert str(client.get_model_version_by_alias(name, registry.CHAMPION).version) == champion
+    champion = "2" if expected == promotion.PROMOTED else "1"
+    for name in (promotion.DIFFUSION, promotion.AUTOENCODER):
+        assert str(client.get_model_version_by_alias(name, promotion.CHAMPION).version) == champion
     assert prefect.flow_run(run_id)["state"]["message"].startswith(f"{expected}: ")
 
 
@@ -336,7 +338,7 @@ def test_retrain_with_nothing_new_skips_the_pipeline(
     client = mlflow_client(project)
     experiment = client.get_experiment_by_name("pvdm").experiment_id
     assert not client.search_runs([experiment], f"tags.`prefect.flow_run_id` = '{run_id}'")
-    assert len(client.search_model_versions(f"name = '{registry.DIFFUSION}'")) == 2
+    assert len(client.search_model_versions(f"name = '{promotion.DIFFUSION}'")) == 2
 
 
 # --- 3. the work-pool way: the same deployments registered with a process pool, run by a worker -------------------

@@ -9,8 +9,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines import registry
-from pipelines.registry import AUTOENCODER, CHAMPION, DIFFUSION, KEPT, NO_MODEL, PROMOTED
+from pipelines import promotion
+from pipelines.promotion import AUTOENCODER, CHAMPION, DIFFUSION, KEPT, NO_MODEL, PROMOTED
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +47,19 @@ def champion(client: MlflowClient, name: str = DIFFUSION) -> str:
 
 
 def test_is_better_is_strictly_lower_and_never_nan() -> None:
-    assert registry.is_better(10.0, None) and registry.is_better(10.0, 10.5)
-    assert not registry.is_better(10.0, 10.0) and not registry.is_better(11.0, 10.0)
-    assert not registry.is_better(math.nan, 10.0) and registry.is_better(10.0, math.nan)
+    assert promotion.is_better(10.0, None) and promotion.is_better(10.0, 10.5)
+    assert not promotion.is_better(10.0, 10.0) and not promotion.is_better(11.0, 10.0)
+    assert not promotion.is_better(math.nan, 10.0) and promotion.is_better(10.0, math.nan)
 
 
 def test_promotion_follows_the_fvd_rule_and_records_the_decision(client: MlflowClient) -> None:
     first = pipeline_run(client, fvd=50.0)
-    decision = registry.promote_if_better(first, client)
+    decision = promotion.promote_if_better(first, client)
     assert decision.outcome == PROMOTED and "no champion" in decision.reason
     assert (champion(client), champion(client, AUTOENCODER)) == ("1", "1")
 
     worse = pipeline_run(client, fvd=60.0)
-    decision = registry.promote_if_better(worse, client)
+    decision = promotion.promote_if_better(worse, client)
     assert decision.outcome == KEPT and decision.champion_fvd_16 == 50.0
     assert (champion(client), champion(client, AUTOENCODER)) == ("1", "1")  # unchanged
     version = client.get_model_version(DIFFUSION, "2")
@@ -70,7 +70,7 @@ def test_promotion_follows_the_fvd_rule_and_records_the_decision(client: MlflowC
     assert "60" in run_tags["pvdm.decision_reason"] and "50" in run_tags["pvdm.decision_reason"]
 
     better = pipeline_run(client, fvd=40.0)
-    decision = registry.promote_if_better(better, client)
+    decision = promotion.promote_if_better(better, client)
     assert decision.outcome == PROMOTED and decision.versions == {DIFFUSION: "3", AUTOENCODER: "3"}
     assert (champion(client), champion(client, AUTOENCODER)) == ("3", "3")
     assert client.get_model_version(AUTOENCODER, "3").tags["pvdm.decision"] == PROMOTED
@@ -78,24 +78,24 @@ def test_promotion_follows_the_fvd_rule_and_records_the_decision(client: MlflowC
 
     # Only diffusion retrained: the pair takes the newest autoencoder; the champion's score comes from its tag.
     diffusion_only = pipeline_run(client, fvd=45.0, stages=("train_diffusion",))
-    decision = registry.promote_if_better(diffusion_only, client)
+    decision = promotion.promote_if_better(diffusion_only, client)
     assert decision.outcome == KEPT and decision.versions == {DIFFUSION: "4", AUTOENCODER: "3"}
     assert decision.champion_fvd_16 == 40.0
 
     # A resumed run that only re-evaluated: the newest versions, already judged; no evaluate: no candidate.
     resumed = pipeline_run(client, fvd=44.0, stages=())
-    decision = registry.promote_if_better(resumed, client)
+    decision = promotion.promote_if_better(resumed, client)
     assert decision.outcome == KEPT and decision.versions == {DIFFUSION: "4", AUTOENCODER: "3"}
     nothing = pipeline_run(client, fvd=None, stages=("train_diffusion",))
-    decision = registry.promote_if_better(nothing, client)
+    decision = promotion.promote_if_better(nothing, client)
     assert decision.outcome == NO_MODEL and champion(client) == "3"
     assert client.get_run(nothing).data.tags["pvdm.decision"] == NO_MODEL
 
 
 def test_a_champion_without_a_tag_is_scored_from_its_pipeline_run(client: MlflowClient) -> None:
     run = pipeline_run(client, fvd=30.0)
-    decision = registry.promote_if_better(run, client)  # whatever came before (40 at best), 30 beats it
+    decision = promotion.promote_if_better(run, client)  # whatever came before (40 at best), 30 beats it
     assert decision.outcome == PROMOTED
     version = decision.versions[DIFFUSION]
     client.delete_model_version_tag(DIFFUSION, version, "pvdm.fvd_16")  # e.g. promoted by hand
-    assert registry.version_fvd(client, client.get_model_version(DIFFUSION, version)) == 30.0
+    assert promotion.version_fvd(client, client.get_model_version(DIFFUSION, version)) == 30.0
