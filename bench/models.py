@@ -1,4 +1,4 @@
-"""Speed and memory of the triplane autoencoder and UNet, at a small CPU size and at the paper size (issue 2).
+"""Speed and memory of the triplane autoencoder and UNet, at the demo's sizes (params.yaml) and PVDM-L's (params/pvdm-l.yaml).
 
     uv run --frozen python -m bench.models [--config small|paper|both] [--device auto|cpu|cuda]
         [--precision auto|fp32|bf16] [--repeats N] [--warmup N] [--batch N] [--ddim-steps 100]
@@ -40,12 +40,15 @@ from typing import Any, Literal
 
 import torch
 
-from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig, TriplaneAEConfig
+from pvdm.config import load_params
+from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig
 from pvdm.config.data import DataConfig
-from pvdm.config.diffusion import DiffusionConfig, ProcessConfig, TriplaneUNetConfig
+from pvdm.config.diffusion import DiffusionConfig, ProcessConfig
 from pvdm.device import autocast, resolve_device
 from pvdm.diffusion.samplers import ddim_sample, guided
 from pvdm.diffusion.schedule import make_schedule
+from pvdm.families.registry import families
+from pvdm.families.triplane.config import TriplaneAEConfig, TriplaneUNetConfig
 from pvdm.models.autoencoder import TriplaneAutoencoder
 from pvdm.models.latent import LatentShape, triplane_spec
 from pvdm.models.unet import TriplaneUNet
@@ -87,31 +90,20 @@ class ModelSizes:
         return LatentShape(self.ae.latent_channels, self.frames, grid, grid)
 
 
-# A small CPU size at the demo's clip shape (32x32x16, patch 4), not the demo's models: params.yaml trains an AE of
-# width 48 (here 64) and a UNet of 32 channels (here 64), at batches 4 and 16 (here 8 and 32).
-SMALL = ModelSizes(
-    "small",
-    resolution=32,
-    frames=16,
-    ae=TriplaneAEConfig(
-        width=64, heads=4, patch_size=4, encoder_depth=2, decoder_depth=2, projection_depth=1
-    ),
-    unet=TriplaneUNetConfig(
-        model_channels=64,
-        channel_mult=[1, 2],
-        num_res_blocks=1,
-        attention_resolutions=[2],
-        num_heads=4,
-        norm_groups=8,
-    ),
-    batches={"cpu": (8, 32), "cuda": (8, 32)},
-)
-# The official PVDM sizes (pvdm/config's defaults: AE width 384, UNet 256 channels): 256x256x16, patch 8,
-# latent planes 32x32 + 16x32 + 16x32.
+def from_preset(name: str, size: str, batches: dict[str, tuple[int, int]]) -> ModelSizes:
+    """The PVDM family's sizes of one of its presets (pvdm.families.registry): the presets are the one size table
+    that bench/, the tests and `make demo` read. Activation checkpointing is this benchmark's own switch."""
+    (family,) = [f for f in families() if f.pair == ("triplane", "triplane_unet")]
+    params = load_params(Path(__file__).resolve().parents[1] / family.presets[size])
+    ae = params.autoencoder.model.model_copy(update={"activation_checkpointing": False})
+    return ModelSizes(name, params.data.resolution, params.data.frames, ae, params.diffusion.denoiser, batches)
+
+
+# The model sizes `make demo` trains (params.yaml), at its batch sizes.
+SMALL = from_preset("small", "demo", batches={"cpu": (4, 16), "cuda": (4, 16)})
+# PVDM-L (params/pvdm-l.yaml), the official sizes: 256x256x16, patch 8, latent planes 32x32 + 16x32 + 16x32.
 # Batches: what 2 CPU cores finish in about a minute; on a GPU enough to keep it busy.
-PAPER = ModelSizes(
-    "paper", 256, 16, TriplaneAEConfig(), TriplaneUNetConfig(), batches={"cpu": (1, 2), "cuda": (4, 16)}
-)
+PAPER = from_preset("paper", "paper-l", batches={"cpu": (1, 2), "cuda": (4, 16)})
 CONFIGS = {"small": SMALL, "paper": PAPER}
 
 

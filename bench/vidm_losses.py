@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from pvdm.config import VIDMConfig
 from pvdm.config.diffusion import DiffusionTrainConfig
 from pvdm.data.clips import ClipDataset
 from pvdm.diffusion.ema import EMA
 from pvdm.diffusion.schedule import NoiseSchedule, linear_betas
 from pvdm.families.identity import IdentityAutoencoder
 from pvdm.families.vidm import VIDMDenoiser
+from pvdm.families.vidm.config import VIDMConfig
 from pvdm.training.diffusion_step import diffusion_train_step
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-DEFAULT_PRESETS = (
-    "params.yaml",
-    "params/vdm.yaml",
-    "params/vqgan-vdm.yaml",
-    "params/vidm.yaml",
-)  # every family that exists
+
+def default_presets() -> list[str]:
+    """Every registered family's demo preset, PVDM first (pvdm.families.registry)."""
+    from pvdm.families.registry import families
+
+    return [f.presets["demo"] for f in families() if "demo" in f.presets]
 
 
 @click.command("compare")
@@ -23,7 +23,7 @@ DEFAULT_PRESETS = (
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A params file per family (repeat). The first sets the clips, sampler, steps and FVD protocol for all. "
-    f"Default: {', '.join(DEFAULT_PRESETS)}.",
+    "Default: every registered family's demo preset (params.yaml, params/vdm.yaml, ...).",
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data/compare"),
               show_default=True, help="Where the shared clips, each family's trained models and the table go.")  # fmt: skip
@@ -35,7 +35,7 @@ def compare(presets: tuple[Path, ...], out: Path, project: Path) -> None:
     from pipelines.compare import compare_families  # MLflow, torch and I3D: only when the command runs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    chosen = [Path(p) for p in presets] or [project / p for p in DEFAULT_PRESETS]
+    chosen = [Path(p) for p in presets] or [project / p for p in default_presets()]
     rows = compare_families(chosen, project.resolve(), out)
     click.echo((out / "compare.md").read_text())
     failed = [r["family"] for r in rows if "error" in r]

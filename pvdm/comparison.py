@@ -36,6 +36,7 @@ from pvdm.data.latents import LatentPairDataset, cache_latents
 from pvdm.device import resolve_device
 from pvdm.evaluation import real_set, real_split_indices, sized
 from pvdm.families.registry import build_autoencoder, load_autoencoder, load_diffusion
+from pvdm.families.registry import family_name as registered_family_name
 from pvdm.families.roles import LatentSpec
 from pvdm.metrics.features import I3DFeatureExtractor
 from pvdm.metrics.fvd import compute_fvd, fvd_16
@@ -45,19 +46,12 @@ from pvdm.training.autoencoder import train_autoencoder
 from pvdm.training.diffusion import train_diffusion
 from pvdm.training.loop import LocalContext
 
-# The names the papers use for the families pvdm ships; any other pair is named by its two types.
-FAMILY_NAMES = {
-    ("triplane", "triplane_unet"): "PVDM",
-    ("identity", "unet3d"): "pixel VDM",
-    ("vqgan3d", "unet3d"): "3D-VQGAN + VDM",
-    ("identity", "vidm"): "VIDM",
-}
 MB = 1024**2
 
 
 def family_name(params: Params) -> str:
-    pair = (params.autoencoder.model.type, params.diffusion.denoiser.type)
-    return FAMILY_NAMES.get(pair, "+".join(pair))
+    """The registered name of the params' family (pvdm.families.registry), else its two types."""
+    return registered_family_name(params.autoencoder.model.type, params.diffusion.denoiser.type)
 
 
 def aligned(params: Params, base: Params) -> Params:

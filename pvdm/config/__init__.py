@@ -15,9 +15,6 @@ from pvdm.config.evaluate import EvaluateConfig
 from pvdm.config.preprocess import PreprocessConfig
 from pvdm.config.runtime import RuntimeConfig
 from pvdm.config.sample import SampleConfig
-from pvdm.config.unet3d import UNet3DConfig
-from pvdm.config.vidm import VIDMConfig
-from pvdm.config.vqgan3d import VQGAN3DConfig
 
 __all__ = [
     "AutoencoderConfig",
@@ -29,9 +26,6 @@ __all__ = [
     "PreprocessConfig",
     "RuntimeConfig",
     "SampleConfig",
-    "UNet3DConfig",
-    "VIDMConfig",
-    "VQGAN3DConfig",
     "load_params",
     "parse_params",
     "require_sections",
@@ -57,9 +51,19 @@ class Params(StrictModel):
         self._check_batch_memory()
         self.autoencoder.check_geometry(self.data)
         self.diffusion.denoiser.check_data(self.data.resolution, self.data.frames)
-        self.diffusion.denoiser.check_autoencoder(self.autoencoder.model)
+        self._check_pairing()
         self.sample.check_process(self.diffusion)
         return self
+
+    def _check_pairing(self) -> None:
+        """The denoiser must model the latents the autoencoder makes (checked on the latents, not the names)."""
+        spec = self.autoencoder.model.latent_spec(self.data)
+        reason = self.diffusion.denoiser.accepts(spec)
+        if reason:
+            raise ConfigError(
+                f"diffusion.denoiser.type: {reason}; autoencoder.model.type is {self.autoencoder.model.type!r} "
+                f"(got {self.diffusion.denoiser.type!r})"
+            )
 
     def _check_batch_memory(self) -> None:
         """A batch of clips alone (float32, before any activation) beyond MAX_BATCH_BYTES is a typo, not a run."""

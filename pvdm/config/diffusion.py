@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
-from pvdm.config.base import ConfigError, StrictModel
-from pvdm.config.models import ModelSpec, dispatch_model_section, register_model_config
+from pvdm.config.base import StrictModel
+from pvdm.config.models import ModelSpec, dispatch_model_section
 from pvdm.config.training import TrainConfig
 
 
@@ -35,59 +35,7 @@ def check_unet_shape(
         raise ValueError(f"attention_resolutions {bad} are not downsample factors of this UNet ({factors})")
 
 
-@register_model_config("denoiser")
-class TriplaneUNetConfig(ModelSpec):
-    """PVDM's denoiser: one 2D UNet shared by the three latent planes (pvdm.models.unet)."""
-
-    type: Literal["triplane_unet"] = "triplane_unet"
-    model_channels: int = Field(256, ge=1, description="channels at the first level")
-    channel_mult: list[int] = Field(
-        default_factory=lambda: [1, 2, 4, 4], min_length=1, description="channel multiplier per level"
-    )
-    num_res_blocks: int = Field(2, ge=1, description="res blocks per level on the way down")
-    attention_resolutions: list[int] = Field(
-        default_factory=lambda: [4, 2, 1],
-        description="downsample factors (1 = full plane size) whose blocks end with joint triplane attention",
-    )
-    mid_attention: bool = Field(True, description="joint attention in the middle block")
-    attention_layout: Literal["compact", "official"] = Field(
-        "compact",
-        description="compact: joint attention closes the blocks at attention_resolutions (pvdm's default); "
-        "official: as the official PVDM code, joint attention after every block at every level, plus attention "
-        "within each plane at attention_resolutions (bench.attention_layout compares them)",
-    )
-    num_heads: int = Field(8, ge=1)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    use_scale_shift_norm: bool = Field(
-        True, description="FiLM: norm(h) * (1 + scale) + shift from the time embedding"
-    )
-    norm_groups: int = Field(
-        32, ge=1, description="GroupNorm groups (reduced to gcd(groups, channels) where needed)"
-    )
-    plane_embedding: bool = Field(
-        True,
-        description="learned per-plane vector added to the time embedding: tells the shared UNet which plane",
-    )
-    activation_checkpointing: bool = Field(False, description="recompute block activations in backward")
-    num_classes: int = Field(
-        0,
-        ge=0,
-        description="class labels the model is conditioned on (0: unconditional); one more = null class",
-    )
-
-    @model_validator(mode="after")
-    def _shapes_are_consistent(self) -> TriplaneUNetConfig:
-        every_level = [2**level for level in range(len(self.channel_mult))]
-        attended = every_level if self.attention_layout == "official" else self.attention_resolutions
-        check_unet_shape(self.model_channels, self.channel_mult, self.num_heads, attended)
-        return self
-
-    def check_autoencoder(self, autoencoder: ModelSpec) -> None:
-        if autoencoder.type != "triplane":
-            raise ConfigError(
-                "diffusion.denoiser.type: triplane_unet models triplane latents, but autoencoder.model.type is "
-                f"{autoencoder.type!r} (got 'triplane_unet')"
-            )
+DEFAULT = "triplane_unet"  # `denoiser.type` when the section leaves it out: PVDM's
 
 
 class ProcessConfig(StrictModel):
@@ -151,11 +99,13 @@ class DiffusionTrainConfig(TrainConfig):
 
 
 class DiffusionConfig(StrictModel):
-    denoiser: SerializeAsAny[ModelSpec] = Field(default_factory=TriplaneUNetConfig)
+    denoiser: SerializeAsAny[ModelSpec] = Field(
+        default_factory=lambda: dispatch_model_section("denoiser", DEFAULT, {})
+    )
     process: ProcessConfig = Field(default_factory=ProcessConfig)
     train: DiffusionTrainConfig = Field(default_factory=DiffusionTrainConfig)
 
     @field_validator("denoiser", mode="wrap")
     @classmethod
     def _family_section(cls, value: object, handler: object) -> ModelSpec:
-        return dispatch_model_section("denoiser", "triplane_unet", value)
+        return dispatch_model_section("denoiser", DEFAULT, value)

@@ -9,9 +9,13 @@ allowed values; a known type's section is validated strictly, its errors keep th
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pvdm.config.base import StrictModel
+
+if TYPE_CHECKING:  # the roles import torch; the config package itself stays light
+    from pvdm.config.data import DataConfig
+    from pvdm.families.roles import LatentSpec
 
 ROLES = ("autoencoder", "denoiser")
 S = TypeVar("S", bound="ModelSpec")
@@ -26,8 +30,20 @@ class ModelSpec(StrictModel):
     def check_data(self, resolution: int, frames: int) -> None:
         """Cross-section rule against the clip geometry (`data`); raise ConfigError when it cannot work."""
 
-    def check_autoencoder(self, autoencoder: ModelSpec) -> None:
-        """A denoiser's rule against the autoencoder whose latents it will model; raise ConfigError if unusable."""
+    def latent_spec(self, data: DataConfig) -> LatentSpec:
+        """An autoencoder section: the latents its model makes from clips of `data` (what the model's own
+        `latent_spec` will say, computed without building it)."""
+        raise NotImplementedError(f"{type(self).__name__} is not an autoencoder section")
+
+    def accepts(self, spec: LatentSpec) -> str | None:
+        """A denoiser section: None when it can model latents `spec`, else the reason it cannot. Pairing is
+        checked on the latents, so a new autoencoder works with every denoiser that accepts what it makes."""
+        return None
+
+
+def describe_latents(spec: LatentSpec) -> str:
+    """A short phrase for error messages: the latents' shape and layout."""
+    return f"latents {tuple(spec.shape)} (layout {spec.layout or 'none'})"
 
 
 def register_model_config(role: str) -> Callable[[type[S]], type[S]]:
@@ -48,11 +64,21 @@ def register_model_config(role: str) -> Callable[[type[S]], type[S]]:
     return register
 
 
+def _load_families() -> None:
+    """Every family folder registers its sections when imported (pvdm.families); imported here, when a section
+    is first needed, so config validation and the model registry read the same list."""
+    from pvdm.families import load_families
+
+    load_families()
+
+
 def model_types(role: str) -> list[str]:
+    _load_families()
     return sorted(_SECTIONS[role])
 
 
 def model_section(role: str, name: str) -> type[ModelSpec]:
+    _load_families()
     if name not in _SECTIONS[role]:
         raise ValueError(f"unknown {role} type {name!r}; allowed: {', '.join(model_types(role))}")
     return _SECTIONS[role][name]
@@ -60,6 +86,7 @@ def model_section(role: str, name: str) -> type[ModelSpec]:
 
 def dispatch_model_section(role: str, default: str, value: Any) -> ModelSpec:
     """Validate a raw mapping as the section its `type` names (`default` when the key is absent)."""
+    _load_families()
     if isinstance(value, ModelSpec):
         model_section(role, value.type)  # must be a registered type
         return value

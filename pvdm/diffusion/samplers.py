@@ -1,14 +1,15 @@
 """Samplers for eps-prediction models: small pure functions with one shared signature.
 
-    sample_fn(model_fn, shape, schedule, *, steps, generator, eta=0.0, x_T=None, x0_bound=None, progress=False)
-        -> x_0 (shape)
+    sample_fn(model_fn, shape, schedule, *, steps, generator, eta=0.0, x_T=None, x0_bound=None, progress=False,
+              callback=None) -> x_0 (shape)
 
 model_fn(x_t (B, ...), t (B,) long) -> eps (B, ...) already includes the condition and any guidance (`guided`).
 A sampler visits `steps` of the T training timesteps, evenly strided and always starting at T - 1
 (`sampling_timesteps`); the chain ends at t = -1, where abar = 1, so the last step returns the predicted x_0.
 Every random draw comes from `generator`, on the generator's device: the same seed gives the same sample.
 `x0_bound` clips each predicted x_0 to [-bound, bound]: the bound of the family's latents (LatentSpec.bound),
-None for unbounded latents.
+None for unbounded latents. `callback(i, x)` is called after step i with the current x (as k-diffusion's samplers
+call theirs): progress over several chains, previews, step counts.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pvdm.diffusion.objective import DenoiserFn, denoise, draw
 from pvdm.diffusion.schedule import NoiseSchedule
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Callback = Callable[[int, torch.Tensor], None]
 
 
 class SampleFn(Protocol):
@@ -40,7 +42,22 @@ class SampleFn(Protocol):
         x_T: torch.Tensor | None = None,
         x0_bound: float | None = None,
         progress: bool = False,
+        callback: Callback | None = None,
     ) -> torch.Tensor: ...
+
+
+def classifier_free(with_condition: ModelFn, without_condition: ModelFn, w: float) -> ModelFn:
+    """Classifier-free guidance (Ho & Salimans 2022), around any two denoisers of (x_t, t):
+    eps = eps_without + w * (eps_with - eps_without). w = 1 is the conditional model alone (one pass); w = 0
+    ignores the condition. The one place guidance is computed: on a previous clip, on a class, on both."""
+    if w == 1.0:
+        return with_condition
+
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        eps_with, eps_without = with_condition(x, t), without_condition(x, t)
+        return eps_without + w * (eps_with - eps_without)
+
+    return eps
 
 
 def guided(
@@ -54,28 +71,23 @@ def guided(
     """
     if cond is None:
         return lambda x, t: denoise(model, x, t, torch.zeros_like(x), label)
-    if w == 1.0:
-        return lambda x, t: denoise(model, x, t, cond, label)
-
-    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        eps_cond = denoise(model, x, t, cond, label)
-        eps_uncond = denoise(model, x, t, torch.zeros_like(cond), label)
-        return eps_uncond + w * (eps_cond - eps_uncond)
-
-    return eps
+    return classifier_free(
+        lambda x, t: denoise(model, x, t, cond, label),
+        lambda x, t: denoise(model, x, t, torch.zeros_like(cond), label),
+        w,
+    )
 
 
 def class_guided(model: DenoiserFn, label: torch.Tensor | None, w: float = 1.0) -> DenoiserFn:
-    """Classifier-free guidance on class labels (Ho & Salimans 2022): eps_null + w * (eps_label - eps_null),
-    as a denoiser of (x, t, cond) for `guided` to wrap. label None: unconditional; w = 1: one pass."""
+    """Classifier-free guidance on class labels: eps_null + w * (eps_label - eps_null), as a denoiser of
+    (x, t, cond) for `guided` to wrap. label None: unconditional; w = 1: one pass."""
     if label is None or w == 1.0:
         return lambda x, t, cond: denoise(model, x, t, cond, label)
-
-    def eps(x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        eps_label, eps_null = denoise(model, x, t, cond, label), denoise(model, x, t, cond, None)
-        return eps_null + w * (eps_label - eps_null)
-
-    return eps
+    return lambda x, t, cond: classifier_free(
+        lambda x_, t_: denoise(model, x_, t_, cond, label),
+        lambda x_, t_: denoise(model, x_, t_, cond, None),
+        w,
+    )(x, t)
 
 
 def sampling_timesteps(num_timesteps: int, steps: int) -> list[int]:
@@ -152,16 +164,20 @@ def _run_chain(
     x_T: torch.Tensor | None,
     progress: bool,
     step_fn: StepFn,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """The loop both samplers share: x_T ~ N(0, I), then step_fn(x, eps, abar_t, abar_prev, noise) per timestep."""
     device = x_T.device if x_T is not None else generator.device
     x = x_T if x_T is not None else draw(tuple(shape), generator, device)
     ts = sampling_timesteps(schedule.num_timesteps, steps)
-    for t, t_prev in tqdm(list(zip(ts, [*ts[1:], -1], strict=True)), disable=not progress, desc="sampling"):
+    pairs = list(zip(ts, [*ts[1:], -1], strict=True))
+    for i, (t, t_prev) in enumerate(tqdm(pairs, disable=not progress, desc="sampling")):
         t_batch = torch.full((x.shape[0],), t, device=device, dtype=torch.long)
         eps = model_fn(x, t_batch).to(x.dtype)
         noise = draw(tuple(x.shape), generator, device, x.dtype) if t_prev >= 0 else torch.zeros_like(x)
         x = step_fn(x, eps, schedule.abar(t), schedule.abar(t_prev), noise)
+        if callback is not None:
+            callback(i, x)
     return x
 
 
@@ -177,6 +193,7 @@ def ddpm_sample(
     x_T: torch.Tensor | None = None,
     x0_bound: float | None = None,
     progress: bool = False,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """DDPM ancestral sampling, Ho et al. 2020, Alg. 2, in the posterior-mean form (so x_0 can be clipped).
 
@@ -185,7 +202,7 @@ def ddpm_sample(
     """
     del eta
     step = partial(ddpm_step, x0_bound=x0_bound)
-    return _run_chain(model_fn, shape, schedule, steps, generator, x_T, progress, step)
+    return _run_chain(model_fn, shape, schedule, steps, generator, x_T, progress, step, callback)
 
 
 @torch.no_grad()
@@ -200,10 +217,11 @@ def ddim_sample(
     x_T: torch.Tensor | None = None,
     x0_bound: float | None = None,
     progress: bool = False,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """DDIM sampling, Song et al. 2021, eq. 12: deterministic for eta = 0, DDPM's posterior noise for eta = 1."""
     step = partial(ddim_step, eta=eta, x0_bound=x0_bound)
-    return _run_chain(model_fn, shape, schedule, steps, generator, x_T, progress, step)
+    return _run_chain(model_fn, shape, schedule, steps, generator, x_T, progress, step, callback)
 
 
 SAMPLERS: dict[str, SampleFn] = {"ddpm": ddpm_sample, "ddim": ddim_sample}

@@ -17,9 +17,9 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
-from pvdm.config.autoencoder import TriplaneAEConfig
 from pvdm.config.base import ConfigError
 from pvdm.families.roles import LatentSpec, VideoAutoencoder
+from pvdm.families.triplane.config import TriplaneAEConfig
 from pvdm.models.latent import LatentShape, Planes, pack_planes, triplane_spec, unpack_planes
 from pvdm.models.transformer import DividedSpaceTimeBlock, TransformerBlock, run_blocks
 

@@ -75,9 +75,19 @@ def triplane_spec(shape: LatentShape) -> LatentSpec:
     return LatentSpec(shape=shape.packed_shape, bound=1.0, prior="uniform", dtype="float16", layout=layout)
 
 
+TRIPLANE_KEYS = ("channels", "frames", "height", "width")
+
+
+def is_triplane(spec: LatentSpec) -> bool:
+    """Whether a LatentSpec is packed triplanes whose layout matches its shape."""
+    if not all(k in spec.layout for k in TRIPLANE_KEYS):
+        return False
+    return LatentShape(*(int(spec.layout[k]) for k in TRIPLANE_KEYS)).packed_shape == spec.shape
+
+
 def triplane_shape(spec: LatentSpec) -> LatentShape:
     """The plane geometry of a triplane LatentSpec; a clear error for any other family's latents."""
-    keys = ("channels", "frames", "height", "width")
+    keys = TRIPLANE_KEYS
     if not all(k in spec.layout for k in keys):
         raise ValueError(
             f"expected triplane latents (layout with {', '.join(keys)}), got latents of shape {spec.shape} "

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from pvdm.config.diffusion import TriplaneUNetConfig
 from pvdm.families.roles import Denoiser, LatentSpec
+from pvdm.families.triplane.config import TriplaneUNetConfig
 from pvdm.models.latent import LatentShape, pack_planes, triplane_spec, unpack_planes
 from pvdm.models.unet_parts import (
     CheckpointedBlock,

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from pvdm.config.unet3d import UNet3DConfig
 from pvdm.families.roles import Denoiser, LatentSpec
+from pvdm.families.vdm.config import UNet3DConfig
 from pvdm.models.unet_parts import CheckpointedBlock, ConditionEmbedding, Op, unet_layout, zero_init
 
 

@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from pvdm.config.vqgan3d import VQGAN3DConfig
+from pvdm.config.data import DataConfig
 from pvdm.families.roles import LatentSpec, VideoAutoencoder
+from pvdm.families.vqgan3d.config import VQGAN3DConfig
 
 
 def norm3d(channels: int, groups: int) -> nn.GroupNorm:
@@ -208,10 +209,7 @@ class VQGAN3D(VideoAutoencoder):
 
     @property
     def latent_spec(self) -> LatentSpec:
-        c = self.cfg
-        shape = (c.codebook_dim, self.frames // c.temporal_downsample,
-                 self.resolution // c.spatial_downsample, self.resolution // c.spatial_downsample)  # fmt: skip
-        return LatentSpec(shape, bound=None, prior="normal", codebook_size=c.codebook_size, dtype="float16")
+        return self.cfg.latent_spec(DataConfig(resolution=self.resolution, frames=self.frames))
 
     def _normalise(self, z_e: torch.Tensor) -> torch.Tensor:
         return (z_e - self.latent_mean[:, None, None, None]) / self.latent_var.add(1e-6).sqrt()[

@@ -22,8 +22,7 @@ from bench.models import (
     run_isolated,
     run_job,
 )
-from pvdm.config.autoencoder import TriplaneAEConfig
-from pvdm.config.diffusion import TriplaneUNetConfig
+from pvdm.families.triplane.config import TriplaneAEConfig, TriplaneUNetConfig
 from pvdm.profiling import in_fresh_process
 
 TINY = ModelSizes(

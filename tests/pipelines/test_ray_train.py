@@ -11,10 +11,11 @@ import ray.train
 import torch
 
 from pipelines.ray_train import RayContext, TrainingError, final_payload, fit
-from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig, TriplaneAEConfig
+from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig
 from pvdm.config.data import DataConfig
 from pvdm.config.runtime import RuntimeConfig
 from pvdm.config.training import TrainConfig
+from pvdm.families.triplane.config import TriplaneAEConfig
 
 CFG = AutoencoderConfig(
     model=TriplaneAEConfig(

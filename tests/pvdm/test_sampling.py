@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from pvdm.checkpoint import save_checkpoint
-from pvdm.config.autoencoder import AutoencoderConfig, TriplaneAEConfig
+from pvdm.config.autoencoder import AutoencoderConfig
 from pvdm.config.data import DataConfig
-from pvdm.config.diffusion import DiffusionConfig, ProcessConfig, TriplaneUNetConfig
+from pvdm.config.diffusion import DiffusionConfig, ProcessConfig
 from pvdm.config.sample import SampleConfig
+from pvdm.families.triplane.config import TriplaneAEConfig, TriplaneUNetConfig
 from pvdm.sampling import VideoModel, make_generator, sample_clips, sample_long_videos
 from pvdm.training.autoencoder import autoencoder_checkpoint, build_autoencoder_state
 from pvdm.training.diffusion import build_diffusion_state, diffusion_checkpoint
@@ -98,7 +99,7 @@ def test_loading_a_checkpoint_as_the_wrong_role_is_a_clear_error(checkpoints: tu
 
 def test_a_triplane_denoiser_refuses_pixel_latents(checkpoints: tuple[Path, Path], tmp_path: Path) -> None:
     """The identity family's autoencoder with PVDM's denoiser: refused when loading, naming both families."""
-    from pvdm.config.autoencoder import IdentityAEConfig
+    from pvdm.families.identity.config import IdentityAEConfig
     from pvdm.families.registry import autoencoder_record
 
     identity = AutoencoderConfig(model=IdentityAEConfig())

@@ -39,7 +39,13 @@ def test_defaults_are_the_paper_geometry() -> None:
         ),
         (
             {"autoencoder": {"model": {"type": "identity"}}},
-            "diffusion.denoiser.type: triplane_unet models triplane latents, but autoencoder.model.type is 'identity'",
+            "diffusion.denoiser.type: triplane_unet models packed triplane latents (C, L), not latents (3, 16, 256, "
+            "256) (layout {'pixels': True}); autoencoder.model.type is 'identity' (got 'triplane_unet')",
+        ),
+        (
+            {"autoencoder": {"model": {"type": "vqgan3d"}}, "diffusion": {"denoiser": {"type": "vidm"}}},
+            "diffusion.denoiser.type: vidm generates pixels frame by frame: it needs the identity autoencoder's pixel "
+            "clips, not latents (256, 4, 32, 32)",
         ),
         ({"unet": {}}, "unet: unknown key"),
     ],
@@ -87,20 +93,19 @@ def test_yaml_reads_exponent_floats_and_names_the_file(tmp_path: Path) -> None:
         load_params(tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "params.yaml",
-        "params/pvdm-s.yaml",
-        "params/pvdm-l.yaml",
-        "params/vdm.yaml",
-        "params/vdm-256.yaml",
-        "params/vqgan-vdm.yaml",
-        "params/vqgan-vdm-128.yaml",
-        "params/vidm.yaml",
-        "params/vidm-128.yaml",
-    ],
-)
+def registered_presets() -> list[str]:
+    from pvdm.families.registry import families
+
+    return sorted({p for f in families() for p in f.presets.values()})
+
+
+def test_every_shipped_preset_belongs_to_a_registered_family() -> None:
+    root = Path(__file__).resolve().parents[3]
+    shipped = ["params.yaml", *sorted(str(p.relative_to(root)) for p in (root / "params").glob("*.yaml"))]
+    assert sorted(shipped) == registered_presets()
+
+
+@pytest.mark.parametrize("name", registered_presets())
 def test_shipped_params_files_validate(name: str) -> None:
     params = load_params(Path(__file__).resolve().parents[3] / name)
     if name.startswith("params/pvdm"):  # the PVDM presets are the paper's geometry: 2,048 latent positions

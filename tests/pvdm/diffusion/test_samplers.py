@@ -9,7 +9,7 @@ import operator
 import pytest
 import torch
 
-from pvdm.config.diffusion import ProcessConfig, TriplaneUNetConfig
+from pvdm.config.diffusion import ProcessConfig
 from pvdm.diffusion.samplers import (
     ddim_sample,
     ddim_step,
@@ -20,6 +20,7 @@ from pvdm.diffusion.samplers import (
     sampling_timesteps,
 )
 from pvdm.diffusion.schedule import make_schedule
+from pvdm.families.triplane.config import TriplaneUNetConfig
 from pvdm.models.latent import LatentShape
 from pvdm.models.unet import TriplaneUNet
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pvdm.config.autoencoder import TriplaneAEConfig
 from pvdm.config.base import ConfigError
+from pvdm.families.triplane.config import TriplaneAEConfig
 from pvdm.models.autoencoder import TriplaneAutoencoder
 from pvdm.models.discriminator import VideoDiscriminator
 from pvdm.models.latent import pack_planes, unpack_planes

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pvdm.config.base import ConfigError, validate_section
-from pvdm.config.diffusion import TriplaneUNetConfig
+from pvdm.families.triplane.config import TriplaneUNetConfig
 from pvdm.models.latent import LatentShape, pack_planes, unpack_planes
 from pvdm.models.unet import PAPER_LATENT, JointAttention, TriplaneUNet, paper_unet
 from tests.pvdm.models.helpers import randomized

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pvdm.config import ConfigError, parse_params
-from pvdm.config.unet3d import UNet3DConfig
 from pvdm.families.roles import LatentSpec
+from pvdm.families.vdm.config import UNet3DConfig
 from pvdm.models.unet3d import TemporalAttention, UNet3D
 
 pytestmark = pytest.mark.usefixtures("one_thread")

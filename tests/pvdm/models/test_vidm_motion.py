@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pvdm.config.diffusion import TriplaneUNetConfig
-from pvdm.diffusion.autoregressive import sample_video
 from pvdm.diffusion.schedule import NoiseSchedule
-from pvdm.models.vidm_motion import MotionGenerator
-from pvdm.models.vidm_unet import FrameUNet, denoising_loss
+from pvdm.families.triplane.config import TriplaneUNetConfig
+from pvdm.families.vidm.frame_unet import FrameUNet, denoising_loss
+from pvdm.families.vidm.motion import MotionGenerator
+from pvdm.families.vidm.sampler import sample_video
 from tests.pvdm.models.helpers import randomized
 
 pytestmark = pytest.mark.usefixtures("one_thread")

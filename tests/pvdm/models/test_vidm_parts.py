@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pvdm.models.vidm_parts import PosGN, SpyNet, TruncationConstant, charbonnier_loss, warp
+from pvdm.families.vidm.parts import PosGN, SpyNet, TruncationConstant, charbonnier_loss, warp
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pvdm.config.diffusion import TriplaneUNetConfig
-from pvdm.models.vidm_parts import PosGN
-from pvdm.models.vidm_unet import FrameUNet, denoising_loss
+from pvdm.families.triplane.config import TriplaneUNetConfig
+from pvdm.families.vidm.frame_unet import FrameUNet, denoising_loss
+from pvdm.families.vidm.parts import PosGN
 from tests.pvdm.models.helpers import randomized
 
 pytestmark = pytest.mark.usefixtures("one_thread")

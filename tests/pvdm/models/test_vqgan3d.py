@@ -12,7 +12,7 @@ from pvdm.config import ConfigError, parse_params
 from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig
 from pvdm.config.data import DataConfig
 from pvdm.config.training import TrainConfig
-from pvdm.config.vqgan3d import VQGAN3DConfig
+from pvdm.families.vqgan3d.config import VQGAN3DConfig
 from pvdm.metrics.recon import psnr
 from pvdm.models.vqgan3d import VQGAN3D, EMAQuantizer
 from pvdm.training.autoencoder import (

@@ -10,9 +10,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig, TriplaneAEConfig
+from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig
 from pvdm.config.data import DataConfig
 from pvdm.config.training import TrainConfig
+from pvdm.families.triplane.config import TriplaneAEConfig
 from pvdm.training.autoencoder import build_autoencoder_state
 from pvdm.training.autoencoder_step import autoencoder_train_step
 from pvdm.training.schedule import step_generator

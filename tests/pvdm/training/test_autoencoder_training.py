@@ -7,11 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from pvdm.checkpoint import load_checkpoint, save_checkpoint
-from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig, TriplaneAEConfig
+from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig
 from pvdm.config.data import DataConfig
 from pvdm.config.training import TrainConfig
 from pvdm.data.video import read_video
 from pvdm.families.registry import load_autoencoder
+from pvdm.families.triplane.config import TriplaneAEConfig
 from pvdm.metrics.recon import psnr
 from pvdm.training.autoencoder import (
     autoencoder_checkpoint,

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from pvdm.checkpoint import latest_checkpoint, load_checkpoint
-from pvdm.config.diffusion import DiffusionConfig, DiffusionTrainConfig, TriplaneUNetConfig
+from pvdm.config.diffusion import DiffusionConfig, DiffusionTrainConfig
 from pvdm.config.training import TrainConfig
 from pvdm.data.latents import LatentPairDataset
+from pvdm.families.triplane.config import TriplaneUNetConfig
 from pvdm.training.autoencoder import train_autoencoder
 from pvdm.training.data import (
     LatentBatch,

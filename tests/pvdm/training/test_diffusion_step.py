@@ -5,10 +5,11 @@ import time
 import pytest
 import torch
 
-from pvdm.config.diffusion import DiffusionTrainConfig, ProcessConfig, TriplaneUNetConfig
+from pvdm.config.diffusion import DiffusionTrainConfig, ProcessConfig
 from pvdm.diffusion.ema import EMA
 from pvdm.diffusion.objective import eps_loss
 from pvdm.diffusion.schedule import make_schedule
+from pvdm.families.triplane.config import TriplaneUNetConfig
 from pvdm.models.latent import LatentShape
 from pvdm.models.unet import TriplaneUNet
 from pvdm.training.diffusion_step import diffusion_train_step

@@ -11,13 +11,14 @@ import torch
 from torch.utils.data import TensorDataset
 
 from pvdm.checkpoint import latest_checkpoint, load_checkpoint
-from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig, TriplaneAEConfig
+from pvdm.config.autoencoder import AELossConfig, AutoencoderConfig
 from pvdm.config.data import DataConfig
-from pvdm.config.diffusion import DiffusionConfig, DiffusionTrainConfig, TriplaneUNetConfig
+from pvdm.config.diffusion import DiffusionConfig, DiffusionTrainConfig
 from pvdm.config.runtime import RuntimeConfig
 from pvdm.config.training import TrainConfig
 from pvdm.data.latents import LatentPairDataset, LatentStore, write_latent_store
 from pvdm.families.registry import load_diffusion
+from pvdm.families.triplane.config import TriplaneAEConfig, TriplaneUNetConfig
 from pvdm.models.latent import LatentShape, triplane_spec
 from pvdm.training.autoencoder import train_autoencoder
 from pvdm.training.diffusion import train_diffusion

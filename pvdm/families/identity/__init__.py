@@ -1,4 +1,4 @@
-"""The identity autoencoder: latent = the clip itself. Pixel-space families (VDM, VIDM) use it.
+"""The identity autoencoder: latent = the clip itself. The pixel-space families (pixel VDM, VIDM) use it.
 
 Nothing to train, and nothing to cache: the latent store of an identity family points at the clip store.
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from pvdm.config.autoencoder import IdentityAEConfig
 from pvdm.config.data import DataConfig
+from pvdm.families.identity.config import IdentityAEConfig, pixel_spec
 from pvdm.families.registry import register_autoencoder
 from pvdm.families.roles import LatentSpec, VideoAutoencoder
 
@@ -23,9 +23,7 @@ class IdentityAutoencoder(VideoAutoencoder):
 
     @property
     def latent_spec(self) -> LatentSpec:
-        # Pixels in [-1, 1]; a prior sample is uniform noise video (the noise baseline of pixel families).
-        shape = (3, self.frames, self.resolution, self.resolution)
-        return LatentSpec(shape=shape, bound=1.0, prior="uniform", dtype="uint8", layout={"pixels": True})
+        return pixel_spec(self.frames, self.resolution)
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         return video

@@ -4,7 +4,7 @@ GroupNorm (FiLM from the time embedding), multi-head attention at chosen resolut
     forward(x (B, C_in, H, W), t (B,), n (B,) | None) -> (B, C_out, H, W)
 
 VIDM's additions are switches (its Table 3 ablations):
-    truncation  the content generator's learnable constant, concatenated to x_t (pvdm.models.vidm_parts)
+    truncation  the content generator's learnable constant, concatenated to x_t (pvdm.families.vidm.parts)
     posgn       the motion generator's positional group normalisation after every block, from (h, w, n, t)
 
 The blocks are the triplane denoiser's, used on a single plane: the same residual block, attention (within the
@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pvdm.config.diffusion import TriplaneUNetConfig
+from pvdm.families.triplane.config import TriplaneUNetConfig
+from pvdm.families.vidm.parts import PosGN, TruncationConstant, charbonnier_loss
 from pvdm.models.unet import Downsample, PlaneAttention, PlaneBlock, ResBlock, Upsample, group_norm
 from pvdm.models.unet_parts import ConditionEmbedding, Op, unet_layout, zero_init
-from pvdm.models.vidm_parts import PosGN, TruncationConstant, charbonnier_loss
 
 
 class FrameUNet(nn.Module):

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import torch
 
-from pvdm.config.vidm import VIDMConfig
-from pvdm.diffusion.autoregressive import sample_video
 from pvdm.diffusion.objective import ObjectiveConfig, TrainingBatch, drop_labels, noised
 from pvdm.diffusion.schedule import NoiseSchedule
-from pvdm.families.registry import FamilyError, register_denoiser
+from pvdm.families.registry import FamilyError
 from pvdm.families.roles import Denoiser, LatentSpec, VideoDraw
-from pvdm.models.vidm_motion import MotionGenerator
-from pvdm.models.vidm_unet import FrameUNet, denoising_loss
+from pvdm.families.vidm.config import VIDMConfig
+from pvdm.families.vidm.frame_unet import FrameUNet, denoising_loss
+from pvdm.families.vidm.motion import MotionGenerator
+from pvdm.families.vidm.sampler import sample_video
 from pvdm.pretrained import sha256_file
 
 log = logging.getLogger(__name__)
@@ -142,10 +142,3 @@ class VIDMDenoiser(Denoiser):
                 f"{self.cfg.flow.kernel}): {str(err).splitlines()[0]}"
             ) from None
         log.info("SpyNet starts from %s (sha256 %s)", path, digest[:12])
-
-
-def build_vidm(cfg: VIDMConfig, spec: LatentSpec) -> VIDMDenoiser:
-    return VIDMDenoiser(cfg, spec)
-
-
-register_denoiser("vidm", build_vidm)

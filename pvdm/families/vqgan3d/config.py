@@ -12,7 +12,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from pvdm.config.base import ConfigError
+from pvdm.config.data import DataConfig
 from pvdm.config.models import ModelSpec, register_model_config
+from pvdm.families.roles import LatentSpec
 
 
 def _power_of_two(n: int) -> bool:
@@ -57,3 +59,11 @@ class VQGAN3DConfig(ModelSpec):
                 raise ConfigError(
                     f"autoencoder.model: {key} ({size}) must be divisible by the downsampling factor {factor}"
                 )
+
+    def latent_spec(self, data: DataConfig) -> LatentSpec:
+        """Continuous pre-quantisation latents, normalised by running statistics: unbounded, normal prior."""
+        side = data.resolution // self.spatial_downsample
+        shape = (self.codebook_dim, data.frames // self.temporal_downsample, side, side)
+        return LatentSpec(
+            shape, bound=None, prior="normal", codebook_size=self.codebook_size, dtype="float16"
+        )

@@ -1,7 +1,7 @@
 """`diffusion.denoiser` with `type: vidm`: VIDM's content and motion generators (Mei and Patel, AAAI 2023).
 
 Pixel space: VIDM needs `autoencoder.model.type: identity`. Both generators are ADM-style image UNets
-(pvdm.models.vidm_unet) with the sizes below; each of the paper's additions is a switch, so its Table 3 ablations
+(pvdm.families.vidm.frame_unet) with the sizes below; each of the paper's additions is a switch, so its Table 3 ablations
 can be rerun from params. The constants the paper leaves open, and where the defaults come from, are in
 docs/families/vidm.md.
 """
@@ -14,8 +14,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from pvdm.config.base import ConfigError, StrictModel
-from pvdm.config.diffusion import TriplaneUNetConfig, check_unet_shape
-from pvdm.config.models import ModelSpec, register_model_config
+from pvdm.config.diffusion import check_unet_shape
+from pvdm.config.models import ModelSpec, describe_latents, register_model_config
+from pvdm.families.roles import LatentSpec
+from pvdm.families.triplane.config import TriplaneUNetConfig
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
@@ -145,9 +147,7 @@ class VIDMConfig(ModelSpec):
                 f"downsampling over {len(self.channel_mult)} levels"
             )
 
-    def check_autoencoder(self, autoencoder: ModelSpec) -> None:
-        if autoencoder.type != "identity":
-            raise ConfigError(
-                "diffusion.denoiser.type: vidm generates pixels frame by frame; set autoencoder.model.type: "
-                f"identity (got {autoencoder.type!r})"
-            )
+    def accepts(self, spec: LatentSpec) -> str | None:
+        if len(spec.shape) != 4 or not spec.layout.get("pixels"):
+            return f"vidm generates pixels frame by frame: it needs the identity autoencoder's pixel clips, not {describe_latents(spec)}"
+        return None

@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pvdm.config.diffusion import TriplaneUNetConfig
-from pvdm.models.vidm_parts import SpyNet
-from pvdm.models.vidm_unet import FrameUNet
+from pvdm.families.triplane.config import TriplaneUNetConfig
+from pvdm.families.vidm.frame_unet import FrameUNet
+from pvdm.families.vidm.parts import SpyNet
 
 FLOW_CHANNELS = 2
 

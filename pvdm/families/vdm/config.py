@@ -9,9 +9,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pvdm.config.base import ConfigError
 from pvdm.config.diffusion import check_unet_shape
-from pvdm.config.models import ModelSpec, register_model_config
+from pvdm.config.models import ModelSpec, describe_latents, register_model_config
+from pvdm.families.roles import LatentSpec
 
 
 @register_model_config("denoiser")
@@ -40,9 +40,10 @@ class UNet3DConfig(ModelSpec):
         check_unet_shape(self.model_channels, self.channel_mult, self.num_heads, self.attention_resolutions)
         return self
 
-    def check_autoencoder(self, autoencoder: ModelSpec) -> None:
-        if autoencoder.type == "triplane":
-            raise ConfigError(
-                "diffusion.denoiser.type: unet3d models (C, T, H, W) latents, but the triplane autoencoder makes "
-                "packed planes: use triplane_unet, or autoencoder.model.type identity (got 'unet3d')"
+    def accepts(self, spec: LatentSpec) -> str | None:
+        if len(spec.shape) != 4:
+            return (
+                f"unet3d models (C, T, H, W) latent grids, not {describe_latents(spec)}: the triplane autoencoder "
+                "makes packed planes (use triplane_unet), the identity and vqgan3d autoencoders make grids"
             )
+        return None

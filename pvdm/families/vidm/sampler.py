@@ -14,25 +14,21 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
-from pvdm.diffusion.samplers import ModelFn, get_sampler
+from pvdm.diffusion.samplers import ModelFn, classifier_free, get_sampler
 from pvdm.diffusion.schedule import NoiseSchedule
-from pvdm.models.vidm_motion import MotionGenerator
-from pvdm.models.vidm_unet import FrameUNet
+from pvdm.families.vidm.frame_unet import FrameUNet
+from pvdm.families.vidm.motion import MotionGenerator
 
 # eps(x_t, t, label) of one generator with everything else bound
 LabelledFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 def label_guided(fn: LabelledFn, label: torch.Tensor | None, w: float) -> ModelFn:
-    """Classifier-free guidance on the class (Ho & Salimans 2022); one pass when unconditional or w = 1."""
-    if label is None or w == 1.0:
-        return lambda x, t: fn(x, t, label)
-
-    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        eps_label, eps_null = fn(x, t, label), fn(x, t, None)
-        return eps_null + w * (eps_label - eps_null)
-
-    return eps
+    """Classifier-free guidance on the class (pvdm.diffusion.samplers.classifier_free); one pass when
+    unconditional or w = 1."""
+    if label is None:
+        return lambda x, t: fn(x, t, None)
+    return classifier_free(lambda x, t: fn(x, t, label), lambda x, t: fn(x, t, None), w)
 
 
 @torch.no_grad()
@@ -59,13 +55,8 @@ def sample_video(
     bar = tqdm(total=frames * steps, desc="VIDM frames x steps", disable=not progress)
 
     def chain(fn: LabelledFn) -> torch.Tensor:
-        guided = label_guided(fn, label, guidance)
-
-        def counted(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            bar.update()
-            return guided(x, t)
-
-        return sample(counted, shape, schedule, steps=steps, generator=generator, eta=eta, x0_bound=x0_bound)
+        return sample(label_guided(fn, label, guidance), shape, schedule, steps=steps, generator=generator, eta=eta,
+                      x0_bound=x0_bound, callback=lambda i, x: bar.update())  # fmt: skip
 
     first = chain(lambda x, t, y: content(x, t, None, y))
     video, latest = [first], first

@@ -1,0 +1,103 @@
+"""The PVDM family's config sections: `autoencoder.model` with `type: triplane` (the triplane transformer autoencoder,
+paper section 3.1) and `diffusion.denoiser` with `type: triplane_unet` (one 2D UNet shared by the three planes,
+section 3.2). VIDM's frame UNets reuse TriplaneUNetConfig's fields."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pvdm.config.base import ConfigError
+from pvdm.config.data import DataConfig
+from pvdm.config.diffusion import check_unet_shape
+from pvdm.config.models import ModelSpec, describe_latents, register_model_config
+from pvdm.families.roles import LatentSpec
+from pvdm.models.latent import LatentShape, is_triplane, triplane_spec
+
+
+@register_model_config("autoencoder")
+class TriplaneAEConfig(ModelSpec):
+    type: Literal["triplane"] = "triplane"
+    width: int = Field(384, ge=8, description="transformer width (token channels)")
+    heads: int = Field(8, ge=1)
+    patch_size: int = Field(8, ge=1, description="spatial patch size d: planes are (H/d, W/d)")
+    latent_channels: int = Field(4, ge=1)
+    encoder_depth: int = Field(8, ge=1, description="divided space-time attention blocks in the encoder")
+    decoder_depth: int = Field(8, ge=1)
+    projection_depth: int = Field(4, ge=1, description="blocks in each of the three projection transformers")
+    mlp_ratio: float = Field(4.0, gt=0)
+    activation_checkpointing: bool = Field(
+        False, description="recompute block activations in backward to save memory"
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> TriplaneAEConfig:
+        if self.width % self.heads:
+            raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
+        return self
+
+    def check_data(self, resolution: int, frames: int) -> None:
+        """The clip must tile into whole patches."""
+        if resolution % self.patch_size:
+            raise ConfigError(
+                f"autoencoder.model.patch_size: data.resolution ({resolution}) must be divisible by it "
+                f"(got {self.patch_size})"
+            )
+
+    def latent_spec(self, data: DataConfig) -> LatentSpec:
+        side = data.resolution // self.patch_size
+        return triplane_spec(LatentShape(self.latent_channels, data.frames, side, side))
+
+
+@register_model_config("denoiser")
+class TriplaneUNetConfig(ModelSpec):
+    """PVDM's denoiser: one 2D UNet shared by the three latent planes (pvdm.models.unet)."""
+
+    type: Literal["triplane_unet"] = "triplane_unet"
+    model_channels: int = Field(256, ge=1, description="channels at the first level")
+    channel_mult: list[int] = Field(
+        default_factory=lambda: [1, 2, 4, 4], min_length=1, description="channel multiplier per level"
+    )
+    num_res_blocks: int = Field(2, ge=1, description="res blocks per level on the way down")
+    attention_resolutions: list[int] = Field(
+        default_factory=lambda: [4, 2, 1],
+        description="downsample factors (1 = full plane size) whose blocks end with joint triplane attention",
+    )
+    mid_attention: bool = Field(True, description="joint attention in the middle block")
+    attention_layout: Literal["compact", "official"] = Field(
+        "compact",
+        description="compact: joint attention closes the blocks at attention_resolutions (pvdm's default); "
+        "official: as the official PVDM code, joint attention after every block at every level, plus attention "
+        "within each plane at attention_resolutions (bench.attention_layout compares them)",
+    )
+    num_heads: int = Field(8, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    use_scale_shift_norm: bool = Field(
+        True, description="FiLM: norm(h) * (1 + scale) + shift from the time embedding"
+    )
+    norm_groups: int = Field(
+        32, ge=1, description="GroupNorm groups (reduced to gcd(groups, channels) where needed)"
+    )
+    plane_embedding: bool = Field(
+        True,
+        description="learned per-plane vector added to the time embedding: tells the shared UNet which plane",
+    )
+    activation_checkpointing: bool = Field(False, description="recompute block activations in backward")
+    num_classes: int = Field(
+        0,
+        ge=0,
+        description="class labels the model is conditioned on (0: unconditional); one more = null class",
+    )
+
+    @model_validator(mode="after")
+    def _shapes_are_consistent(self) -> TriplaneUNetConfig:
+        every_level = [2**level for level in range(len(self.channel_mult))]
+        attended = every_level if self.attention_layout == "official" else self.attention_resolutions
+        check_unet_shape(self.model_channels, self.channel_mult, self.num_heads, attended)
+        return self
+
+    def accepts(self, spec: LatentSpec) -> str | None:
+        if not is_triplane(spec):
+            return f"triplane_unet models packed triplane latents (C, L), not {describe_latents(spec)}"
+        return None
