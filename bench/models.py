@@ -96,7 +96,9 @@ def from_preset(name: str, size: str, batches: dict[str, tuple[int, int]]) -> Mo
     (family,) = [f for f in families() if f.pair == ("triplane", "triplane_unet")]
     params = load_params(Path(__file__).resolve().parents[1] / family.presets[size])
     ae = params.autoencoder.model.model_copy(update={"activation_checkpointing": False})
-    return ModelSizes(name, params.data.resolution, params.data.frames, ae, params.diffusion.denoiser, batches)
+    return ModelSizes(
+        name, params.data.resolution, params.data.frames, ae, params.diffusion.denoiser, batches
+    )
 
 
 # The model sizes `make demo` trains (params.yaml), at its batch sizes.

@@ -18,7 +18,7 @@ from pvdm.checkpoint import CheckpointError
 from pvdm.config import ConfigError
 from pvdm.data.labels import LabelError
 from pvdm.data.preprocess import PreprocessError
-from pvdm.families.registry import FamilyError
+from pvdm.families.errors import FamilyError
 from pvdm.redact import redact
 
 __all__ = ["CLIPS", "LATENTS", "METRICS", "MODELS", "PLOTS", "RAW", "REPORTS", "ROOT", "SAMPLES"]

@@ -69,7 +69,7 @@ def _load_families() -> None:
     is first needed, so config validation and the model registry read the same list."""
     from pvdm.families import load_families
 
-    load_families()
+    load_families("config")
 
 
 def model_types(role: str) -> list[str]:

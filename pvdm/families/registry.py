@@ -1,15 +1,15 @@
 """The one place that builds a family's models from config and loads them back from checkpoints.
 
 A family folder (pvdm/families/<name>/) registers a builder per role under its config `type`
-(`register_autoencoder`, `register_denoiser`), its config sections in pvdm.config.models, and the model families
-users pick by name (`register_family`: the display name, the pair of types, the presets). A checkpoint records its
+(`register_autoencoder`, `register_denoiser`) in its `build.py`; its `config.py` registers its config sections
+(pvdm.config.models) and the model families users pick by name (pvdm.families.catalog). A checkpoint records its
 role (`kind`), its family and its config, so loading dispatches on that record and refuses the wrong role or family.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pvdm.config.autoencoder import AutoencoderConfig
@@ -19,7 +19,11 @@ from pvdm.config.models import ModelSpec, model_types
 from pvdm.diffusion.ema import EMA
 from pvdm.diffusion.schedule import NoiseSchedule, make_schedule
 from pvdm.families import load_families
+from pvdm.families.catalog import Family, families, family_name, register_family
+from pvdm.families.errors import FamilyError
 from pvdm.families.roles import Denoiser, LatentSpec, VideoAutoencoder
+
+__all__ = ["Family", "FamilyError", "families", "family_name", "register_family"]  # re-exported
 
 AutoencoderBuilder = Callable[[Any, DataConfig], VideoAutoencoder]  # (its config section, data) -> model
 DenoiserBuilder = Callable[
@@ -28,50 +32,6 @@ DenoiserBuilder = Callable[
 
 _AUTOENCODERS: dict[str, AutoencoderBuilder] = {}
 _DENOISERS: dict[str, DenoiserBuilder] = {}
-
-
-@dataclass(frozen=True)
-class Family:
-    """A model family as users name it: an autoencoder type and a denoiser type, and its presets.
-
-    presets: size name -> params file (relative to the project): "demo" is the one `pvdm compare` runs by default,
-    the others are the paper sizes. The presets are the family's one size table: bench/ and the tests read them.
-    order: the position in `pvdm compare`'s default table (PVDM first)."""
-
-    name: str
-    autoencoder: str
-    denoiser: str
-    presets: dict[str, str] = field(default_factory=dict)
-    order: int = 100
-
-    @property
-    def pair(self) -> tuple[str, str]:
-        return self.autoencoder, self.denoiser
-
-
-_FAMILIES: dict[tuple[str, str], Family] = {}
-
-
-def register_family(family: Family) -> Family:
-    _FAMILIES[family.pair] = family
-    return family
-
-
-def families() -> list[Family]:
-    """Every registered family, in `pvdm compare`'s order."""
-    load_families()
-    return sorted(_FAMILIES.values(), key=lambda f: (f.order, f.name))
-
-
-def family_name(autoencoder: str, denoiser: str) -> str:
-    """The name the papers use for a pair of types; any other pair is named by its two types."""
-    load_families()
-    found = _FAMILIES.get((autoencoder, denoiser))
-    return found.name if found else f"{autoencoder}+{denoiser}"
-
-
-class FamilyError(ValueError):
-    """A model or checkpoint does not belong where it is used (wrong role, unknown family, other latents)."""
 
 
 def register_autoencoder(name: str, build: AutoencoderBuilder) -> None:
@@ -83,7 +43,7 @@ def register_denoiser(name: str, build: DenoiserBuilder) -> None:
 
 
 def _builder(table: dict[str, Callable], role: str, section: ModelSpec) -> Callable:
-    load_families()
+    load_families("build")
     if section.type not in table:
         raise FamilyError(
             f"no {role} family {section.type!r} is registered (registered: {', '.join(sorted(table))}; "

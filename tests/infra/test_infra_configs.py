@@ -261,7 +261,9 @@ def test_compose_publishes_on_loopback_and_pins_images(compose: dict) -> None:
 def test_rayjob_assumes_no_shared_file_system_and_pushes_what_it_made(rayjob: dict) -> None:
     spec = rayjob["spec"]["rayClusterSpec"]
     groups = [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
-    claims = [v for g in groups for v in g["template"]["spec"].get("volumes", []) if "persistentVolumeClaim" in v]
+    claims = [
+        v for g in groups for v in g["template"]["spec"].get("volumes", []) if "persistentVolumeClaim" in v
+    ]
     assert not claims  # the nodes share S3, not a volume: a local ray_storage is refused on several nodes
     words = _entrypoint_words(rayjob)
     assert _set_params(words)["runtime.ray_storage"] == "$PVDM_RAY_STORAGE"

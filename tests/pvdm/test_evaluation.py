@@ -23,7 +23,7 @@ from pvdm.evaluation import (
     sized,
     validate_autoencoder,
 )
-from pvdm.families.identity import IdentityAutoencoder
+from pvdm.families.identity.build import IdentityAutoencoder
 from pvdm.families.roles import LatentSpec, VideoAutoencoder
 from pvdm.metrics.fvd import FVDProtocol
 

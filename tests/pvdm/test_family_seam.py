@@ -37,7 +37,14 @@ def test_the_toy_family_is_one_folder_and_a_preset() -> None:
     files = sorted(
         str(p.relative_to(TOY)) for p in TOY.rglob("*") if p.is_file() and "__pycache__" not in p.parts
     )
-    assert files == ["run_pipeline.py", "toy.yaml", "toy/__init__.py", "toy/config.py", "toy/models.py"]
+    assert files == [
+        "run_pipeline.py",
+        "toy.yaml",
+        "toy/__init__.py",
+        "toy/build.py",
+        "toy/config.py",
+        "toy/models.py",
+    ]
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from pvdm.config import ConfigError, SampleConfig, parse_params
 from pvdm.data.latents import LatentPairDataset, cache_latents
 from pvdm.data.preprocess import run_preprocess
 from pvdm.data.synthetic import generate_videos
-from pvdm.families.identity import IdentityAutoencoder
+from pvdm.families.identity.build import IdentityAutoencoder
 from pvdm.families.registry import FamilyError, build_denoiser, load_diffusion
 from pvdm.sampling import VideoModel, make_generator, sample_clips, sample_long_videos
 from pvdm.training.diffusion import train_diffusion

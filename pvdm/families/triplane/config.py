@@ -12,6 +12,7 @@ from pvdm.config.base import ConfigError
 from pvdm.config.data import DataConfig
 from pvdm.config.diffusion import check_unet_shape
 from pvdm.config.models import ModelSpec, describe_latents, register_model_config
+from pvdm.families.catalog import Family, register_family
 from pvdm.families.roles import LatentSpec
 from pvdm.models.latent import LatentShape, is_triplane, triplane_spec
 
@@ -101,3 +102,11 @@ class TriplaneUNetConfig(ModelSpec):
         if not is_triplane(spec):
             return f"triplane_unet models packed triplane latents (C, L), not {describe_latents(spec)}"
         return None
+
+
+register_family(
+    Family(
+        "PVDM", "triplane", "triplane_unet", order=0,
+        presets={"demo": "params.yaml", "paper-s": "params/pvdm-s.yaml", "paper-l": "params/pvdm-l.yaml"},
+    )
+)  # fmt: skip

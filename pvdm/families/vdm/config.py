@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 
 from pvdm.config.diffusion import check_unet_shape
 from pvdm.config.models import ModelSpec, describe_latents, register_model_config
+from pvdm.families.catalog import Family, register_family
 from pvdm.families.roles import LatentSpec
 
 
@@ -47,3 +48,9 @@ class UNet3DConfig(ModelSpec):
                 "makes packed planes (use triplane_unet), the identity and vqgan3d autoencoders make grids"
             )
         return None
+
+
+register_family(
+    Family("pixel VDM", "identity", "unet3d", order=1,
+           presets={"demo": "params/vdm.yaml", "paper": "params/vdm-256.yaml"})
+)  # fmt: skip

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from pvdm.config.base import ConfigError, StrictModel
 from pvdm.config.diffusion import check_unet_shape
 from pvdm.config.models import ModelSpec, describe_latents, register_model_config
+from pvdm.families.catalog import Family, register_family
 from pvdm.families.roles import LatentSpec
 from pvdm.families.triplane.config import TriplaneUNetConfig
 
@@ -151,3 +152,8 @@ class VIDMConfig(ModelSpec):
         if len(spec.shape) != 4 or not spec.layout.get("pixels"):
             return f"vidm generates pixels frame by frame: it needs the identity autoencoder's pixel clips, not {describe_latents(spec)}"
         return None
+
+
+register_family(
+    Family("VIDM", "identity", "vidm", order=3, presets={"demo": "params/vidm.yaml", "paper": "params/vidm-128.yaml"})
+)  # fmt: skip

@@ -22,7 +22,7 @@ import torch
 
 from pvdm.diffusion.objective import ObjectiveConfig, TrainingBatch, drop_labels, noised
 from pvdm.diffusion.schedule import NoiseSchedule
-from pvdm.families.registry import FamilyError
+from pvdm.families.errors import FamilyError
 from pvdm.families.roles import Denoiser, LatentSpec, VideoDraw
 from pvdm.families.vidm.config import VIDMConfig
 from pvdm.families.vidm.frame_unet import FrameUNet, denoising_loss

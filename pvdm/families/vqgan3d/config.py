@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from pvdm.config.base import ConfigError
 from pvdm.config.data import DataConfig
 from pvdm.config.models import ModelSpec, register_model_config
+from pvdm.families.catalog import Family, register_family
 from pvdm.families.roles import LatentSpec
 
 
@@ -67,3 +68,9 @@ class VQGAN3DConfig(ModelSpec):
         return LatentSpec(
             shape, bound=None, prior="normal", codebook_size=self.codebook_size, dtype="float16"
         )
+
+
+register_family(
+    Family("3D-VQGAN + VDM", "vqgan3d", "unet3d", order=2,
+           presets={"demo": "params/vqgan-vdm.yaml", "paper": "params/vqgan-vdm-128.yaml"})
+)  # fmt: skip

@@ -13,7 +13,7 @@ from pvdm.data.clips import ClipStore, to_model_tensor
 from pvdm.data.latents import LatentPairDataset, LatentStore, cache_latents, jitter_offsets
 from pvdm.data.preprocess import run_preprocess
 from pvdm.data.synthetic import generate_videos
-from pvdm.families.identity import IdentityAutoencoder
+from pvdm.families.identity.build import IdentityAutoencoder
 from pvdm.families.registry import build_autoencoder
 
 FRAMES, SIZE = 4, 16

@@ -9,9 +9,9 @@ import torch
 from pvdm.config.diffusion import DiffusionTrainConfig
 from pvdm.diffusion.ema import EMA
 from pvdm.diffusion.schedule import NoiseSchedule, linear_betas
-from pvdm.families.identity import IdentityAutoencoder
-from pvdm.families.vidm import VIDMDenoiser
+from pvdm.families.identity.build import IdentityAutoencoder
 from pvdm.families.vidm.config import VIDMConfig
+from pvdm.families.vidm.denoiser import VIDMDenoiser
 from pvdm.training.diffusion_step import diffusion_train_step
 
 pytestmark = pytest.mark.usefixtures("one_thread")

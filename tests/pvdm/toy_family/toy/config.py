@@ -8,6 +8,7 @@ from pydantic import Field
 
 from pvdm.config.data import DataConfig
 from pvdm.config.models import ModelSpec, describe_latents, register_model_config
+from pvdm.families.catalog import Family, register_family
 from pvdm.families.roles import LatentSpec
 
 
@@ -35,3 +36,6 @@ class ToyDenoiserConfig(ModelSpec):
             if len(spec.shape) == 4
             else f"toy_denoiser models (C, T, H, W) grids, not {describe_latents(spec)}"
         )
+
+
+register_family(Family("Toy", "toy_ae", "toy_denoiser", presets={"demo": "tests/pvdm/toy_family/toy.yaml"}))
