@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from pvdm.atomic import atomic_write
-from pvdm.hashing import sha256_file  # noqa: F401 - pvdm.families.vidm imports it from here
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from pvdm.families.vidm.config import VIDMConfig
 from pvdm.families.vidm.frame_unet import FrameUNet, denoising_loss
 from pvdm.families.vidm.motion import MotionGenerator
 from pvdm.families.vidm.sampler import sample_video
-from pvdm.pretrained import sha256_file
+from pvdm.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
