@@ -1,4 +1,5 @@
-"""`pvdm`: the command line for what people do by hand (sample, FVD between folders, preprocess, inspect)."""
+"""`pvdm`: the command line for what people do by hand (sample, FVD between folders, preprocess, inspect, import
+released weights)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,6 @@ main.add_command(sample)
 from pvdm.metrics.cli import fvd  # noqa: E402
 
 main.add_command(fvd)
+from pvdm.import_cli import import_  # noqa: E402
+
+main.add_command(import_)

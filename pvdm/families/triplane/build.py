@@ -9,6 +9,10 @@ from pvdm.families.triplane.config import TriplaneAEConfig, TriplaneUNetConfig
 
 
 def build_triplane_autoencoder(cfg: TriplaneAEConfig, data: DataConfig) -> VideoAutoencoder:
+    if cfg.layout == "official":
+        from pvdm.families.triplane.official_autoencoder import OfficialTriplaneAutoencoder
+
+        return OfficialTriplaneAutoencoder(cfg, frames=data.frames, resolution=data.resolution)
     from pvdm.models.autoencoder import TriplaneAutoencoder
 
     return TriplaneAutoencoder(cfg, frames=data.frames, resolution=data.resolution)

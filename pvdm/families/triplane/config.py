@@ -1,6 +1,10 @@
 """The PVDM family's config sections: `autoencoder.model` with `type: triplane` (the triplane transformer autoencoder,
 paper section 3.1) and `diffusion.denoiser` with `type: triplane_unet` (one 2D UNet shared by the three planes,
-section 3.2). VIDM's frame UNets reuse TriplaneUNetConfig's fields."""
+section 3.2). VIDM's frame UNets reuse TriplaneUNetConfig's fields.
+
+The autoencoder has two layouts: `pvdm` (pvdm's own network, pvdm.models.autoencoder) and `official` (the official
+PVDM code's ViTAutoencoder weight for weight, pvdm.families.triplane.official_autoencoder: what `pvdm import
+--pvdm-autoencoder` writes). Both make the same latents (latent_spec), so every denoiser and stage takes either."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pvdm.config.base import ConfigError
+from pvdm.config.base import ConfigError, StrictModel
 from pvdm.config.data import DataConfig
 from pvdm.config.diffusion import check_unet_shape
 from pvdm.config.models import ModelSpec, describe_latents, register_model_config
@@ -17,9 +21,39 @@ from pvdm.families.roles import LatentSpec
 from pvdm.models.latent import LatentShape, is_triplane, triplane_spec
 
 
+class OfficialAESizes(StrictModel):
+    """Sizes only the official layout has: the official ViTAutoencoder hard-codes them (the defaults are its values);
+    `pvdm import` reads them from a checkpoint's tensors, except `projection_heads` (see docs/official-weights.md)."""
+
+    head_dim: int = Field(
+        64,
+        ge=2,
+        multiple_of=2,
+        description="width of each encoder/decoder attention head (official: 64 at any width)",
+    )
+    projection_heads: int = Field(
+        4, ge=1, description="heads of the three projection transformers (official: 4)"
+    )
+    projection_head_dim: int | None = Field(
+        None, ge=1, description="width of each projection head; null: width // 8 (the official's)"
+    )
+    projection_mlp: int = Field(
+        512, ge=1, description="hidden width of the projection transformers' MLP (official: 512 at any width)"
+    )
+
+    def projection_head_width(self, width: int) -> int:
+        return self.projection_head_dim or max(width // 8, 1)
+
+
 @register_model_config("autoencoder")
 class TriplaneAEConfig(ModelSpec):
     type: Literal["triplane"] = "triplane"
+    layout: Literal["pvdm", "official"] = Field(
+        "pvdm",
+        description="pvdm: pvdm's network; official: the official PVDM code's network weight for weight (rotary "
+        "TimeSformer, GEGLU MLPs, 1x1 convs around the tanh, planes summed into the decoder, ConvTranspose2d + "
+        "sigmoid head), what `pvdm import --pvdm-autoencoder` writes. Same latents either way",
+    )
     width: int = Field(384, ge=8, description="transformer width (token channels)")
     heads: int = Field(8, ge=1)
     patch_size: int = Field(8, ge=1, description="spatial patch size d: planes are (H/d, W/d)")
@@ -31,11 +65,20 @@ class TriplaneAEConfig(ModelSpec):
     activation_checkpointing: bool = Field(
         False, description="recompute block activations in backward to save memory"
     )
+    official: OfficialAESizes = Field(
+        default_factory=OfficialAESizes,
+        description="layout official only: the sizes pvdm's layout has no use for",
+    )
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> TriplaneAEConfig:
-        if self.width % self.heads:
+        if self.layout == "pvdm" and self.width % self.heads:
             raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
+        hidden = self.width * self.mlp_ratio  # the official MLP's width: a whole number of channels
+        if self.layout == "official" and abs(hidden - round(hidden)) > 1e-6:
+            raise ValueError(
+                f"layout official: width * mlp_ratio ({self.width} * {self.mlp_ratio}) must be a whole number"
+            )
         return self
 
     def check_data(self, resolution: int, frames: int) -> None:

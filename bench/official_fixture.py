@@ -1,0 +1,136 @@
+"""A small fixture of the official PVDM autoencoder: its weights, a fixed input and its outputs, for pvdm's import test.
+
+    python -m bench.official_fixture --official /path/to/PVDM --out tests/fixtures/official/pvdm_ae_small.pt
+    python -m bench.official_fixture --official /path/to/PVDM --out tests/fixtures/official/pvdm_ae_8frames.pt \
+        --resolution 16 --frames 8 --width 24 --encoder-depth 1 --decoder-depth 2 --heads 1 --head-dim 10 \
+        --projection-depth 1 --projection-mlp 32 --latent-channels 3 --seed 1
+
+`--official` is a local checkout of github.com/sihyun-yu/PVDM: it is put on sys.path while this runs and nothing of
+it is copied into this project. Its `ViTAutoencoder` (models/autoencoder/autoencoder_vit.py) hard-codes the paper's
+sizes (TimeSformer depth 8, 8 heads of 64, projection transformers of depth 4 with an MLP of 512); to keep the
+fixture under a megabyte this script hands the official TimeSformer and Transformer classes smaller depths, heads
+and MLP width by substituting the names the official module looks them up by, for this process only. The classes
+and the ViTAutoencoder's own code run unchanged. Projection heads stay the official 4 with `channels // 8` per head
+(a checkpoint cannot say how its projection width splits into heads; pvdm assumes the official split).
+
+Every parameter is nudged by seeded noise after the official initialisation (LayerNorms are ones and zeros and
+biases zeros otherwise, which would hide a swapped or missing tensor). The fixture holds: `state_dict` (the
+official module's, as its trainer saves it), `input` (B, 3, T, H, W) in [-1, 1] (float16; the official ran on
+`input.float()`, so the values are exact), `latent` (the official
+`extract(input)`: (B, C, L)), `reconstruction` (B, 3, T, H, W): the official `decode_from_sample(latent)` at 16
+frames; at other frame counts `forward(input)` (encode + decode), because `decode_from_sample` hard-codes 16 frames
+and `forward` does not), `reconstruction_from` (which one) and `config` (the sizes used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from einops import rearrange
+
+
+def official_modules(checkout: Path):  # noqa: ANN201 (the official module)
+    if not (checkout / "models" / "autoencoder" / "autoencoder_vit.py").is_file():
+        sys.exit(f"{checkout}: not a checkout of sihyun-yu/PVDM (no models/autoencoder/autoencoder_vit.py)")
+    sys.path.insert(0, str(checkout))
+    import models.autoencoder.autoencoder_vit as vit
+
+    return vit
+
+
+def shrink(vit, args: argparse.Namespace) -> None:  # noqa: ANN001
+    """Hand the official classes smaller sizes than ViTAutoencoder hard-codes (this process only)."""
+    encoder_cls, decoder_cls, transformer_cls = (
+        vit.TimeSformerEncoder,
+        vit.TimeSformerDecoder,
+        vit.Transformer,
+    )
+    sizes = {"heads": args.heads, "dim_head": args.head_dim}
+
+    def encoder(**kwargs):  # noqa: ANN003, ANN202
+        return encoder_cls(**{**kwargs, "depth": args.encoder_depth, **sizes})
+
+    def decoder(**kwargs):  # noqa: ANN003, ANN202
+        return decoder_cls(**{**kwargs, "depth": args.decoder_depth, **sizes})
+
+    def transformer(dim, depth, heads, dim_head, mlp_dim):  # noqa: ANN001, ANN202
+        return transformer_cls(dim, args.projection_depth, heads, dim_head, args.projection_mlp)
+
+    vit.TimeSformerEncoder, vit.TimeSformerDecoder, vit.Transformer = encoder, decoder, transformer
+
+
+def build(vit, args: argparse.Namespace) -> torch.nn.Module:  # noqa: ANN001
+    ddconfig = {"splits": 1, "timesteps": args.frames, "resolution": args.resolution, "channels": args.width}
+    torch.manual_seed(args.seed)
+    model = vit.ViTAutoencoder(args.latent_channels, ddconfig)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--official", type=Path, required=True, help="local checkout of sihyun-yu/PVDM")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--resolution", type=int, default=24, help="patch 8 (the official's at any size but 128)")
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--width", type=int, default=32, help="ddconfig channels")
+    p.add_argument("--latent-channels", type=int, default=4, help="embed_dim")
+    p.add_argument("--encoder-depth", type=int, default=2)
+    p.add_argument("--decoder-depth", type=int, default=2)
+    p.add_argument("--heads", type=int, default=2, help="TimeSformer heads")
+    p.add_argument("--head-dim", type=int, default=12, help="TimeSformer width per head")
+    p.add_argument("--projection-depth", type=int, default=2)
+    p.add_argument("--projection-mlp", type=int, default=64)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--official-sizes",
+        action="store_true",
+        help="keep the depths, heads and MLP widths ViTAutoencoder hard-codes (the released checkpoints' sizes; "
+        "the file is large: a check outside the tests, see docs/official-weights.md); the size flags above but "
+        "--resolution, --frames, --width and --latent-channels are then ignored",
+    )
+    args = p.parse_args()
+
+    vit = official_modules(args.official.resolve())
+    if not args.official_sizes:
+        shrink(vit, args)
+    model = build(vit, args)
+    g = torch.Generator().manual_seed(args.seed + 1)
+    x = torch.rand(args.batch, 3, args.frames, args.resolution, args.resolution, generator=g) * 2 - 1
+    x = x.half().float()  # values a float16 holds exactly: the fixture stores the input in half the bytes
+    with torch.no_grad():
+        latent = model.extract(x)
+        if args.frames == 16:
+            recon, source = model.decode_from_sample(latent), "decode_from_sample(extract(input))"
+        else:
+            recon, source = model(x)[0], "forward(input)"
+    recon = rearrange(recon, "(b t) c h w -> b c t h w", b=args.batch)  # as the official trainer reads it
+    config = {k: v for k, v in vars(args).items() if k not in ("official", "out")}
+    if args.official_sizes:  # what ViTAutoencoder hard-codes
+        config |= {"encoder_depth": 8, "decoder_depth": 8, "heads": 8, "head_dim": 64}
+        config |= {"projection_depth": 4, "projection_mlp": 512}
+    fixture = {
+        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "input": x.half(),
+        "latent": latent,
+        "reconstruction": recon,
+        "reconstruction_from": source,
+        "config": config,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(fixture, args.out)
+    n = sum(v.numel() for v in fixture["state_dict"].values())
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB, {n} weights): latent {tuple(latent.shape)}, "
+    )
+    print(f"reconstruction {tuple(recon.shape)} from {source}; config {config}")
+
+
+if __name__ == "__main__":
+    main()
