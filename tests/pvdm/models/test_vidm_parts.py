@@ -83,7 +83,9 @@ def test_spynet_learns_flow_that_points_the_way_content_moved() -> None:
     generator = torch.Generator().manual_seed(0)
     net = SpyNet(levels=3, widths=[8, 16, 8], kernel=5)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    for _ in range(400):  # synthetic shifts of -2..2 pixels in x and y; photometric loss, no flow labels
+    # 800 steps: at 400 the flow of an upward move still had an x component of 0.7x its y one on one AMD EPYC
+    # (the test passed on another processor); at 800 every direction is dominant by 3x or more there.
+    for _ in range(800):  # synthetic shifts of -2..2 pixels in x and y; photometric loss, no flow labels
         first = _textures(8, 32, generator)
         dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=generator))
         second = torch.roll(first, shifts=(dy, dx), dims=(-2, -1))
@@ -92,11 +94,14 @@ def test_spynet_learns_flow_that_points_the_way_content_moved() -> None:
         loss.backward()
         opt.step()
     first = _textures(4, 32, torch.Generator().manual_seed(99))
-    with torch.no_grad():
-        right = net(first, torch.roll(first, shifts=2, dims=-1))[..., 8:-8, 8:-8]
-        up = net(first, torch.roll(first, shifts=-2, dims=-2))[..., 8:-8, 8:-8]
-    # moved right by 2: the flow that warps it back points +x; moved up: -y (each the dominant component)
-    rx, ry = right.mean(dim=(0, 2, 3)).tolist()
-    ux, uy = up.mean(dim=(0, 2, 3)).tolist()
-    assert rx > 0.75 and rx > 1.5 * abs(ry), (rx, ry)
-    assert uy < -0.75 and -uy > 1.5 * abs(ux), (ux, uy)
+    # content moved by 2 pixels: the flow that warps it back points the way it moved (+x right, -y up, ...)
+    for shift, dims, axis, sign in ((2, -1, 0, 1), (-2, -1, 0, -1), (-2, -2, 1, -1), (2, -2, 1, 1)):
+        second = torch.roll(first, shifts=shift, dims=dims)
+        with torch.no_grad():
+            flow = net(first, second)
+        mean = flow[..., 8:-8, 8:-8].mean(dim=(0, 2, 3)).tolist()
+        along, across = sign * mean[axis], abs(mean[1 - axis])
+        assert along > 0.75 and along > 1.5 * across, (shift, dims, mean)
+        before = (second - first)[..., 8:-8, 8:-8].abs().mean()
+        after = (warp(second, flow) - first)[..., 8:-8, 8:-8].abs().mean()
+        assert after < 0.7 * before, (shift, dims, float(before), float(after))
