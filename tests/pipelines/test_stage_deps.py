@@ -7,15 +7,10 @@ import pytest
 import yaml
 
 from pipelines.stage_deps import DVC_YAML, ROOT, closure, code_files, imported
+from pvdm.config.runtime import PLACEMENT_KEYS
 
-PLACEMENT = {
-    "num_workers",
-    "use_gpu",
-    "cpus_per_worker",
-    "ray_storage",
-    "max_failures",
-    "placement_timeout_s",
-}
+# where the work runs; `device` stays a param of the stages that sample and encode (it changes their numerics)
+PLACEMENT = PLACEMENT_KEYS - {"device"}
 STAGES = yaml.safe_load(DVC_YAML.read_text())["stages"]
 
 
