@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 
 from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-CHAMPION = "champion"
-DIFFUSION = "pvdm-diffusion"
-AUTOENCODER = "pvdm-autoencoder"
+from pipelines.champion import AUTOENCODER, CHAMPION, DIFFUSION, champion_version
+
 METRIC = "fvd_16"  # lower is better
 PROMOTED, KEPT, NO_MODEL = "promoted", "kept champion", "no new model"
 
@@ -94,13 +92,6 @@ def find_candidate(client: MlflowClient, parent_run_id: str) -> Candidate | None
     if DIFFUSION not in versions:
         return None
     return Candidate(parent_run_id, float(evaluate.data.metrics[METRIC]), versions)
-
-
-def champion_version(client: MlflowClient, name: str = DIFFUSION) -> ModelVersion | None:
-    try:
-        return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:  # no such model or no such alias
-        return None
 
 
 def version_fvd(client: MlflowClient, version: ModelVersion) -> float | None:
