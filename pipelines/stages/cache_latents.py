@@ -1,8 +1,10 @@
 """DVC stage `cache_latents`: data/clips/ + autoencoder -> data/latents/ (every clip encoded once).
 
 An autoencoder that does not cache (the identity of pixel-space families) gets a manifest pointing at the clips.
-With RAY_ADDRESS set, the encoding is cut into `runtime.num_workers` shards of consecutive rows, each a Ray task on
-a worker node (pipelines.cluster.map_heavy); the driver puts the shards' latents together and writes the store.
+Rows the previous store holds for the same autoencoder checkpoint are copied (data/latents is `persist: true`):
+after new videos, only their clips are encoded. With RAY_ADDRESS set, the rows to encode are cut into
+`runtime.num_workers` shards, each a Ray task on a worker node (pipelines.cluster.map_heavy); the driver puts the
+shards' latents together and writes the store.
 """
 
 from __future__ import annotations
@@ -13,12 +15,19 @@ import mlflow
 import numpy as np
 
 from pipelines.cluster import ClusterError, cluster_address, map_heavy, shard_ranges
-from pipelines.stages.common import CLIPS, LATENTS, MODELS, ROOT, run_stage
+from pipelines.stages.common import CLIPS, LATENTS, MODELS, ROOT, log, run_stage
 from pipelines.tracking import stage_run
 from pvdm.checkpoint import load_checkpoint
 from pvdm.config import Params
 from pvdm.data.clips import ClipStore
-from pvdm.data.latents import LatentStore, encode_clip_store, latent_manifest, write_latent_store
+from pvdm.data.latents import (
+    LatentStore,
+    assemble_latents,
+    encode_clip_store,
+    latent_manifest,
+    reusable_rows,
+    write_latent_store,
+)
 from pvdm.device import resolve_device
 from pvdm.families.registry import load_autoencoder
 from pvdm.hashing import sha256_file
@@ -27,23 +36,22 @@ AE = MODELS / "autoencoder.pt"
 BATCH = 8
 
 
-def encode_rows(
-    inputs: Path, _outputs: Path, rows: tuple[int, int], device_name: str, jitter: int
-) -> np.ndarray:
-    """Latents of rows [start, stop) of the latent manifest, from the clips and autoencoder under `inputs`."""
+def encode_rows(inputs: Path, _outputs: Path, rows: list[int], device_name: str, jitter: int) -> np.ndarray:
+    """Latents of `rows` of the latent manifest, in that order, from the clips and autoencoder under `inputs`."""
     device = resolve_device(device_name)
     model = load_autoencoder(load_checkpoint(inputs / AE.relative_to(ROOT))).to(device)
     store = ClipStore(inputs / CLIPS.relative_to(ROOT))
     return encode_clip_store(
         model.encode, store, batch_size=BATCH, device=device, manifest=latent_manifest(store, jitter),
-        rows=range(*rows),
+        rows=rows,
     )  # fmt: skip
 
 
-def encode_all(params: Params, rows: int) -> np.ndarray:
-    """Every row encoded: here in one piece, or on the cluster in one shard per training worker."""
-    shards = shard_ranges(rows, params.runtime.num_workers if cluster_address() else 1)
-    calls = [(shard, params.runtime.device, params.diffusion.train.jitter_windows) for shard in shards]
+def encode_missing(params: Params, rows: list[int]) -> np.ndarray:
+    """The latents of `rows`: here in one piece, or on the cluster in one shard per training worker."""
+    shards = shard_ranges(len(rows), params.runtime.num_workers if cluster_address() else 1)
+    jitter = params.diffusion.train.jitter_windows
+    calls = [(rows[start:stop], params.runtime.device, jitter) for start, stop in shards]
     inputs = [str(p.relative_to(ROOT)) for p in (CLIPS, AE)]
     parts = map_heavy("cache_latents", encode_rows, calls, runtime=params.runtime, root=ROOT, inputs=inputs)
     return np.concatenate(parts)
@@ -60,12 +68,19 @@ def main(params: Params) -> None:
         model = load_autoencoder(payload)
         mlflow.set_tag("pvdm.family", payload["family"])
         clips = ClipStore(CLIPS)
-        manifest = latent_manifest(clips, jitter)
-        latents = (
-            encode_all(params, len(manifest)) if model.caches_latents else None
-        )  # None: the clips are it
+        manifest, ae_sha256 = latent_manifest(clips, jitter), sha256_file(AE)
+        latents = None  # the identity's: the clips are the latents
+        if model.caches_latents:
+            reuse = reusable_rows(LATENTS, manifest, model.latent_spec, ae_sha256)
+            latents, encoded = assemble_latents(
+                manifest, model.latent_spec, reuse, lambda rows: encode_missing(params, rows)
+            )
+            log.info(
+                "cache_latents: %d rows encoded, %d reused from the previous store", encoded, len(reuse.rows)
+            )
+            mlflow.log_metrics({"latents_encoded": float(encoded), "latents_reused": float(len(reuse.rows))})
         write_latent_store(
-            LATENTS, latents, manifest, model.latent_spec, sha256_file(AE), label_names=clips.label_names,
+            LATENTS, latents, manifest, model.latent_spec, ae_sha256, label_names=clips.label_names,
             clips=None if model.caches_latents else CLIPS,
         )  # fmt: skip
         store = LatentStore(LATENTS)

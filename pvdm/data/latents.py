@@ -5,7 +5,8 @@ Every clip is encoded once (the official code re-encoded every batch). Layout of
     latents.npy      (N + W, *spec.shape) in spec.dtype: row i < N = clip i of the clip store, then W jittered
                      windows (absent for `clips` storage)
     manifest.parquet clip_id, split, previous (row of the clip that precedes it in the same video, -1 if none),
-                     label (class id, -1 = unlabelled), window_of and offset (below; -1 and 0 for a clip)
+                     label (class id, -1 = unlabelled), window_of and offset (below; -1 and 0 for a clip), key
+                     (what the row encodes: see `row_keys`)
     meta.json        the LatentSpec, `storage` ('array' or 'clips'), the clip store's path for 'clips' storage,
                      the label names, and the autoencoder checkpoint's SHA-256
 
@@ -18,6 +19,10 @@ the windows are too: for every pair of consecutive clips (a, b), J windows start
 (frames a[o:] then b[:o]) are encoded and appended as rows with `window_of` = b and `offset` = o. They are
 unconditional training targets (previous -1), in the pair's split and class. With `clips` storage a window is put
 together from the two clips when it is read.
+
+Incremental. When the store being replaced was written by the same autoencoder (checkpoint SHA-256) with the same
+LatentSpec, every row whose key it holds is copied from it and only the other rows are encoded: after new videos
+arrive, cache_latents encodes the new videos' clips only (`data/latents` is `persist: true` in dvc.yaml).
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +45,7 @@ from pvdm.data.clips import ClipStore, to_model_tensor
 from pvdm.families.roles import LatentSpec, VideoAutoencoder
 
 MANIFEST_COLUMNS = ["clip_id", "split", "previous", "label", "window_of", "offset"]
+KEY = "key"  # optional column (stores written before incremental caching have none)
 
 
 def write_latent_store(
@@ -78,7 +85,8 @@ def write_latent_store(
             Path(clips).resolve(), root.resolve()
         )  # relative: the project can move
     manifest = manifest.assign(**{c: d for c, d in (("window_of", -1), ("offset", 0)) if c not in manifest})
-    manifest[MANIFEST_COLUMNS].to_parquet(tmp / "manifest.parquet", index=False)
+    columns = MANIFEST_COLUMNS + ([KEY] if KEY in manifest else [])
+    manifest[columns].to_parquet(tmp / "manifest.parquet", index=False)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     swap_in(tmp, root)
     return root
@@ -201,7 +209,75 @@ def latent_manifest(store: ClipStore, jitter_windows: int = 0) -> pd.DataFrame:
          "window_of": b, "offset": o}
         for b, row in enumerate(clips.itertuples()) if row.previous >= 0 for o in offsets
     ]  # fmt: skip
-    return pd.concat([clips, pd.DataFrame(windows, columns=clips.columns)], ignore_index=True)
+    manifest = pd.concat([clips, pd.DataFrame(windows, columns=clips.columns)], ignore_index=True)
+    return manifest.assign(**{KEY: row_keys(store, manifest)})
+
+
+def row_keys(store: ClipStore, manifest: pd.DataFrame) -> list[str]:
+    """What each latent row encodes, as a key naming its pixels: a clip is its shard (named by the video's content
+    hash and the cutting rules' fingerprint) and its row there; a window is its second clip's key and its offset
+    (the first clip is the one before it in the same shard)."""
+    clips = [
+        f"{shard}#{row}"
+        for shard, row in zip(store.manifest["shard"], store.manifest["shard_row"], strict=True)
+    ]
+    window_of, offset = manifest["window_of"].to_numpy(), manifest["offset"].to_numpy()
+    return [
+        clips[i] if not offset[i] else f"{clips[int(window_of[i])]}@{int(offset[i])}"
+        for i in range(len(manifest))
+    ]
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """Rows of a new latent manifest that an existing store already holds: `rows` (new) <- `source` (old)."""
+
+    rows: np.ndarray
+    source: np.ndarray
+    latents: np.ndarray | None  # the old store's latents (memory-mapped), None when nothing is reused
+
+    @classmethod
+    def nothing(cls) -> Reuse:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), None)
+
+
+def reusable_rows(
+    root: str | Path, manifest: pd.DataFrame, spec: LatentSpec, autoencoder_sha256: str
+) -> Reuse:
+    """What the store at `root` can give the new manifest: the rows with the same key, if the store was written by
+    the same autoencoder checkpoint with the same spec (anything else, or no store: nothing)."""
+    try:
+        old = LatentStore(root)
+    except (OSError, ValueError):
+        return Reuse.nothing()
+    same_model = (
+        old.meta.get("autoencoder_sha256") == autoencoder_sha256 and old.meta["spec"] == spec.to_dict()
+    )
+    if old.latents is None or not same_model or KEY not in old.manifest or KEY not in manifest:
+        return Reuse.nothing()
+    where = {key: i for i, key in enumerate(old.manifest[KEY])}
+    pairs = [(i, where[key]) for i, key in enumerate(manifest[KEY]) if key in where]
+    if not pairs:
+        return Reuse.nothing()
+    rows, source = (np.array(column, dtype=np.int64) for column in zip(*pairs, strict=True))
+    return Reuse(rows, source, old.latents)
+
+
+def assemble_latents(
+    manifest: pd.DataFrame,
+    spec: LatentSpec,
+    reuse: Reuse,
+    encode_rows: Callable[[list[int]], np.ndarray],
+) -> tuple[np.ndarray, int]:
+    """(latents of every manifest row, how many were encoded): reused rows copied, the others from
+    `encode_rows(rows)`, which returns their latents in the order given."""
+    latents = np.empty((len(manifest), *spec.shape), dtype=np.float32)
+    if reuse.latents is not None:
+        latents[reuse.rows] = reuse.latents[reuse.source]
+    todo = np.setdiff1d(np.arange(len(manifest)), reuse.rows).tolist()
+    if todo:
+        latents[todo] = encode_rows(todo)
+    return latents, len(todo)
 
 
 def jitter_offsets(frames: int, windows: int) -> list[int]:
@@ -223,12 +299,13 @@ def encode_clip_store(
     device: torch.device,
     progress: bool = True,
     manifest: pd.DataFrame | None = None,
-    rows: range | None = None,
+    rows: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Encode every row of `manifest` once (default: every clip), or only `rows` of it (one shard of the work):
-    latents float32 (rows, *latent shape), in order. A jittered window row is put together from its two clips."""
+    """Encode every row of `manifest` once (default: every clip), or only `rows` of it (new clips, or one shard of
+    the work): latents float32 (len(rows), *latent shape), in the order of `rows`. A jittered window row is put
+    together from its two clips."""
     manifest = manifest if manifest is not None else latent_manifest(store)
-    rows = rows if rows is not None else range(len(manifest))
+    rows = list(rows) if rows is not None else list(range(len(manifest)))
     previous, window_of, offset = (manifest[c].to_numpy() for c in ("previous", "window_of", "offset"))
 
     def pixels(i: int) -> np.ndarray:
@@ -238,8 +315,8 @@ def encode_clip_store(
         return store[i]
 
     out = []
-    for start in tqdm(range(rows.start, rows.stop, batch_size), desc="cache_latents", disable=not progress):
-        batch = torch.stack([to_model_tensor(pixels(i)) for i in range(start, min(start + batch_size, rows.stop))])
+    for start in tqdm(range(0, len(rows), batch_size), desc="cache_latents", disable=not progress):
+        batch = torch.stack([to_model_tensor(pixels(i)) for i in rows[start : start + batch_size]])
         out.append(encode(batch.to(device)).float().cpu().numpy())
     return np.concatenate(out)
 
@@ -257,20 +334,20 @@ def cache_latents(
 ) -> LatentStore:
     """The `cache_latents` stage: encode the clip store once into a latent store (or, for an autoencoder that
     does not cache, e.g. the identity, write a manifest pointing at the clips), with `jitter_windows` windows
-    between each pair of consecutive clips (module docstring)."""
+    between each pair of consecutive clips (module docstring). Rows the store at `root` already holds for the
+    same autoencoder are copied, not encoded again."""
     store = ClipStore(clips)
     spec, manifest = autoencoder.latent_spec, latent_manifest(store, jitter_windows)
     latents = None
     if autoencoder.caches_latents:
         device = device or next(autoencoder.parameters()).device
-        latents = encode_clip_store(
-            autoencoder.encode,
-            store,
-            batch_size=batch_size,
-            device=device,
-            progress=progress,
-            manifest=manifest,
-        )
+
+        def encode_rows(rows: list[int]) -> np.ndarray:
+            return encode_clip_store(autoencoder.encode, store, batch_size=batch_size, device=device,
+                                     progress=progress, manifest=manifest, rows=rows)  # fmt: skip
+
+        reuse = reusable_rows(root, manifest, spec, autoencoder_sha256)
+        latents, _ = assemble_latents(manifest, spec, reuse, encode_rows)
     write_latent_store(
         root, latents, manifest, spec, autoencoder_sha256,
         label_names=store.label_names, clips=None if autoencoder.caches_latents else clips,
