@@ -1,55 +1,143 @@
-"""Incremental preprocessing: what adding 10% more videos costs against a full preprocess of the folder.
+"""What a retrain with 10% new videos costs against a full run, for `preprocess` and `cache_latents`.
 
-    uv run --frozen python -m bench.incremental --videos 40
+    uv run --frozen python -m bench.incremental                      # 300 videos + 30 new (minutes)
+    uv run --frozen python -m bench.incremental --videos 40 --size 64 --frames 128   # the old quick setting
 
-Writes `--videos` embedded-dataset videos, preprocesses them into a fresh clip store (the full cost), adds 10% more
-videos and preprocesses again into the same store (what `dvc repro` does now that data/clips is `persist: true`:
-only the new videos are decoded), then prints both wall times and their ratio.
+Writes `--videos` + 10% synthetic videos (`--size` pixels square, `--frames` frames; generated once and kept in
+`--videos-dir` when given), then:
+
+1. runs the `preprocess` stage script (`python -m pipelines.stages.preprocess`, what `dvc repro` runs) on the first
+   `--videos` in a scratch project: the full cost;
+2. adds the 10% and runs the stage again into the same clip store, as `dvc repro` does (data/clips is
+   `persist: true`);
+3. caches the latents of the first store with the demo autoencoder (params.yaml's, random weights), then of the
+   second into the same latent store (data/latents is `persist: true`: rows of the same checkpoint are copied).
+
+Every step runs in a fresh Python process, timed from outside, so the figures include what a DVC stage pays
+besides the work itself (the interpreter, imports, MLflow's run and artifacts for the stage, great-expectations,
+worker start-up). DVC's own bookkeeping is not included. Prints a table and the two ratios (incremental / full).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from pvdm.config import DataConfig, PreprocessConfig
-from pvdm.data.preprocess import run_preprocess
+import yaml
+
 from pvdm.data.synthetic import generate_videos
 
+REPO = Path(__file__).resolve().parents[1]
 
-def timed_preprocess(raw: Path, out: Path) -> tuple[float, int]:
+CACHE = """
+import hashlib, json, sys
+import torch
+from pvdm.config import DataConfig, load_params
+from pvdm.data.latents import cache_latents
+from pvdm.families.registry import build_autoencoder
+clips, out, resolution, frames = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+torch.manual_seed(0)
+ae = build_autoencoder(load_params("params.yaml").autoencoder, DataConfig(resolution=resolution, frames=frames)).eval()
+encoded = []
+encode = ae.encode
+ae.encode = lambda x: encoded.append(len(x)) or encode(x)
+store = cache_latents(ae, clips, out, autoencoder_sha256=hashlib.sha256(b"bench").hexdigest(), progress=False,
+                      device=torch.device("cpu"))
+print(json.dumps({"rows": len(store), "encoded": sum(encoded)}))
+"""
+
+
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+    """Wall seconds of a fresh Python process running `command` from the repository, and its stdout."""
     start = time.perf_counter()
-    report = run_preprocess(
-        raw, out, DataConfig(resolution=32, frames=16), PreprocessConfig(), progress=False
-    )
-    return time.perf_counter() - start, report.decoded
+    done = subprocess.run([sys.executable, *command], cwd=REPO, env=env, capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"a timed step failed:\n{done.stderr[-3000:]}")
+    return seconds, done.stdout
+
+
+def scratch_project(root: Path, resolution: int, frames: int) -> dict[str, str]:
+    """A project folder for the stage script (params.yaml with the clip size, data/raw, an MLflow store made
+    beforehand so the first run does not pay for creating it); returns the stage's environment."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"] |= {"resolution": resolution, "frames": frames}
+    (root / "data" / "raw").mkdir(parents=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PVDM_ROOT": str(root), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    timed(["-c", "import mlflow; mlflow.search_experiments()"], env)
+    return env
+
+
+def preprocess(env: dict[str, str], clips: Path) -> tuple[float, dict]:
+    seconds, _ = timed(["-m", "pipelines.stages.preprocess"], env)
+    report = json.loads((clips / "report.json").read_text())
+    return seconds, {"decoded": report["decoded"], "reused": report["reused"], **report["timings"]}
+
+
+def cache(clips: Path, latents: Path, resolution: int, frames: int) -> tuple[float, dict]:
+    seconds, out = timed(["-c", CACHE, str(clips), str(latents), str(resolution), str(frames)])
+    return seconds, json.loads(out.strip().splitlines()[-1])
+
+
+def videos(folder: Path, count: int, size: int, frames: int) -> list[Path]:
+    """`count` distinct synthetic videos in `folder`, generated only if the folder does not hold them yet."""
+    found = sorted(folder.glob("*.mp4"))
+    if len(found) != count:
+        shutil.rmtree(folder, ignore_errors=True)
+        found = generate_videos(folder, count, size=size, frames=frames, seed=0)
+    return sorted(found)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--videos", type=int, default=40)
-    parser.add_argument("--frames", type=int, default=128, help="frames per video")
+    parser.add_argument("--videos", type=int, default=300, help="videos of the full run")
+    parser.add_argument("--new", type=float, default=0.1, help="new videos, as a fraction of --videos")
+    parser.add_argument("--size", type=int, default=160, help="video width = height (pixels)")
+    parser.add_argument("--frames", type=int, default=150, help="frames per video")
+    parser.add_argument("--resolution", type=int, default=32, help="data.resolution of the clips")
+    parser.add_argument("--clip-frames", type=int, default=16, help="data.frames of the clips")
+    parser.add_argument("--videos-dir", type=Path, help="keep the generated videos here (reused next time)")
     args = parser.parse_args()
-    extra = max(1, args.videos // 10)
+    extra = max(1, round(args.videos * args.new))
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        generate_videos(root / "all", args.videos + extra, size=64, frames=args.frames, seed=0)
-        raw = root / "raw"
-        raw.mkdir()
-        paths = sorted((root / "all").glob("*.mp4"))
+        work = Path(tmp)
+        source = args.videos_dir or work / "all"
+        print(
+            f"writing {args.videos + extra} videos of {args.frames} frames at {args.size}px into {source} ..."
+        )
+        paths = videos(source, args.videos + extra, args.size, args.frames)
+        project = work / "project"
+        env = scratch_project(project, args.resolution, args.clip_frames)
+        raw, clips, latents = (project / "data" / name for name in ("raw", "clips", "latents"))
         for path in paths[: args.videos]:
-            path.rename(raw / path.name)
-        full, decoded_full = timed_preprocess(raw, root / "clips")
+            shutil.copy(path, raw / path.name)
+        shape = (args.resolution, args.clip_frames)
+        rows = [("preprocess, full", *preprocess(env, clips))]
+        rows.append(("cache_latents, full", *cache(clips, latents, *shape)))
         for path in paths[args.videos :]:
-            path.rename(raw / path.name)
-        more, decoded_more = timed_preprocess(raw, root / "clips")
-    print(f"full preprocess of {args.videos} videos: {full:.1f} s ({decoded_full} decoded)")
-    print(f"after adding {extra} videos (+{extra / args.videos:.0%}): {more:.1f} s ({decoded_more} decoded)")
-    print(f"incremental / full: {more / full:.2f}")
+            shutil.copy(path, raw / path.name)
+        rows.append(("preprocess, +new", *preprocess(env, clips)))
+        rows.append(("cache_latents, +new", *cache(clips, latents, *shape)))
+    print(
+        f"\n{args.videos} videos + {extra} new ({extra / args.videos:.0%}), {args.frames} frames at {args.size}px"
+    )
+    print("| step | wall s | detail |\n|---|---|---|")
+    for name, seconds, detail in rows:
+        shown = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in detail.items())
+        print(f"| {name} | {seconds:.1f} | {shown} |")
+    for stage, full, more in (("preprocess", rows[0], rows[2]), ("cache_latents", rows[1], rows[3])):
+        print(f"{stage}: incremental / full = {more[1] / full[1]:.2f}")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
@@ -318,7 +319,8 @@ def _decode_in_parallel(
     bar = tqdm(total=len(jobs), desc="decoding videos", unit="video", disable=not progress)
     # forkserver: workers start from a clean process, not a fork of one holding decoder or torch threads.
     with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver")) as pool:
-        futures = {pool.submit(work, job): job for job in jobs}
+        with _main_hidden_from_workers():  # the workers start at the first submit
+            futures = {pool.submit(work, job): job for job in jobs}
         for future in as_completed(futures):
             job = futures[future]
             try:
@@ -335,12 +337,34 @@ def _decode_in_parallel(
 def _decode_alone(job: Job, work: Work) -> SourceRecord:
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
         try:
-            return pool.submit(work, job).result()
+            with _main_hidden_from_workers():
+                future = pool.submit(work, job)
+            return future.result()
         except BrokenProcessPool:
             if committed := committed_record(job):  # the worker timed out and said so before it ended
                 return committed
             reason = "the decoder crashed on this file (its worker process died)"
             return SourceRecord(job.content_hash, job.fingerprint, job.source, rejected=reason)
+
+
+@contextlib.contextmanager
+def _main_hidden_from_workers() -> Iterator[None]:
+    """Start decode workers without the caller's __main__. multiprocessing has every new worker import the parent's
+    main module first (its name or path): for the preprocess stage that is a DVC stage script importing MLflow and
+    torch, seconds per worker, paid again on every rerun however few videos are new. The workers only run
+    pvdm.data.cutting, which they import when they unpickle the job, so the main module is hidden while they
+    start and put back at once."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {key: main.__dict__[key] for key in ("__spec__", "__file__") if key in main.__dict__}
+    main.__spec__ = None
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
 
 
 def _size(path: str) -> int:
