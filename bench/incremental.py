@@ -1,10 +1,13 @@
 """What a retrain with 10% new videos costs against a full run, for `preprocess` and `cache_latents`.
 
-    uv run --frozen python -m bench.incremental                      # 300 videos + 30 new (minutes)
+    uv run --frozen python -m bench.incremental --from-videos ../shared/data/videos   # 300 + 30 real-footage videos
+    uv run --frozen python -m bench.incremental                      # 300 + 30 synthetic videos (cheap to decode)
     uv run --frozen python -m bench.incremental --videos 40 --size 64 --frames 128   # the old quick setting
 
-Writes `--videos` + 10% synthetic videos (`--size` pixels square, `--frames` frames; generated once and kept in
-`--videos-dir` when given), then:
+Writes `--videos` + 10% videos, then times the stages on them. With `--from-videos DIR`, each is a distinct
+UCF-101-sized excerpt (320x240, up to `--frames` frames, mp4) of the real videos under DIR: a random window, start
+and mirroring, so decoding costs what real footage costs. Without it, synthetic videos (`--size` pixels square;
+flat shapes, far cheaper to decode than footage). Videos are kept in `--videos-dir` when given. Then:
 
 1. runs the `preprocess` stage script (`python -m pipelines.stages.preprocess`, what `dvc repro` runs) on the first
    `--videos` in a scratch project: the full cost;
@@ -30,9 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from pvdm.data.synthetic import generate_videos
+from pvdm.data.video import read_video, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,13 +93,39 @@ def cache(clips: Path, latents: Path, resolution: int, frames: int) -> tuple[flo
     return seconds, json.loads(out.strip().splitlines()[-1])
 
 
-def videos(folder: Path, count: int, size: int, frames: int) -> list[Path]:
-    """`count` distinct synthetic videos in `folder`, generated only if the folder does not hold them yet."""
+def videos(folder: Path, count: int, size: int, frames: int, footage: Path | None) -> list[Path]:
+    """`count` distinct videos in `folder` (excerpts of `footage`, else synthetic), made only if the folder does
+    not hold them yet."""
     found = sorted(folder.glob("*.mp4"))
     if len(found) != count:
         shutil.rmtree(folder, ignore_errors=True)
-        found = generate_videos(folder, count, size=size, frames=frames, seed=0)
+        if footage is None:
+            found = generate_videos(folder, count, size=size, frames=frames, seed=0)
+        else:
+            found = excerpts(footage, folder, count, frames)
     return sorted(found)
+
+
+def excerpts(
+    footage: Path, folder: Path, count: int, frames: int, height: int = 240, width: int = 320
+) -> list[Path]:
+    """`count` distinct 320x240 excerpts of the videos under `footage`: random window, start and mirroring."""
+    sources = [
+        read_video(p) for p in sorted(footage.rglob("*")) if p.suffix.lower() in {".mp4", ".mkv", ".webm"}
+    ]
+    sources = [v for v in sources if v.shape[1] >= height and v.shape[2] >= width]
+    if not sources:
+        raise SystemExit(f"no video of at least {width}x{height} under {footage}")
+    rng, paths = np.random.default_rng(0), []
+    for k in range(count):
+        video = sources[k % len(sources)]
+        t = int(rng.integers(0, max(1, len(video) - frames // 2)))
+        y, x = (int(rng.integers(0, video.shape[d] - n + 1)) for d, n in ((1, height), (2, width)))
+        clip = video[t : t + frames, y : y + height, x : x + width]
+        paths.append(
+            write_video(folder / f"excerpt_{k:04d}.mp4", clip[:, :, ::-1] if k % 2 else clip, fps=30)
+        )
+    return paths
 
 
 def main() -> None:
@@ -108,6 +139,9 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=32, help="data.resolution of the clips")
     parser.add_argument("--clip-frames", type=int, default=16, help="data.frames of the clips")
     parser.add_argument("--videos-dir", type=Path, help="keep the generated videos here (reused next time)")
+    parser.add_argument(
+        "--from-videos", type=Path, help="cut the videos from the real videos under this folder"
+    )
     args = parser.parse_args()
     extra = max(1, round(args.videos * args.new))
     with tempfile.TemporaryDirectory() as tmp:

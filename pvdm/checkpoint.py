@@ -17,12 +17,9 @@ import numpy as np
 import torch
 
 from pvdm.atomic import atomic_write
+from pvdm.errors import CheckpointError  # defined there so that naming it loads no torch
 
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
-
-
-class CheckpointError(RuntimeError):
-    pass
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:

@@ -14,10 +14,10 @@ from typing import Any
 
 from pipelines.config import PipelineParams, load_pipeline_params
 from pipelines.paths import CLIPS, LATENTS, METRICS, MODELS, PLOTS, RAW, REPORTS, ROOT, SAMPLES
-from pvdm.checkpoint import CheckpointError
 from pvdm.config import ConfigError
 from pvdm.data.labels import LabelError
 from pvdm.data.preprocess import PreprocessError
+from pvdm.errors import CheckpointError
 from pvdm.families.errors import FamilyError
 from pvdm.redact import redact
 

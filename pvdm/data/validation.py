@@ -35,6 +35,13 @@ class ValidationResult:
         return {"success": self.success, "failed": self.failed}
 
 
+def load_great_expectations() -> None:
+    """Import great-expectations (seconds): preprocess does it ahead, in the process that will validate."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations  # noqa: F401 - the package must initialise first: its submodules import in a cycle
+    import great_expectations.expectations  # noqa: F401
+
+
 def validate_store(
     manifest: pd.DataFrame,
     clip_stats: pd.DataFrame,
@@ -46,8 +53,7 @@ def validate_store(
 ) -> ValidationResult:
     """Run the three suites; `clip_stats` has one row per clip: clip_id, frames, height, width, channels, dtype,
     min, max, mean, std."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations  # noqa: F401 - the package must initialise first: its submodules import in a cycle
+    load_great_expectations()
     import great_expectations.expectations as gxe
 
     splits = ["train", "test"] if expect_test_split else ["train"]

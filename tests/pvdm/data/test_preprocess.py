@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -192,7 +195,13 @@ def test_failed_validation_fails_the_stage(synthetic_raw: Path, tmp_path: Path, 
             success=False, failed=["clips: something"], result={"clips": {"success": False}}
         )
 
+    @contextlib.contextmanager
+    def in_this_process() -> Iterator[ThreadPoolExecutor]:  # a validator that sees the patched validate_store
+        with ThreadPoolExecutor(1) as pool:
+            yield pool
+
     monkeypatch.setattr(pp, "validate_store", failing)
+    monkeypatch.setattr(pp, "validation_process", in_this_process)
     with pytest.raises(PreprocessError, match="validation failed: 1 expectations not met"):
         run_preprocess(raw, tmp_path / "clips", TINY, PreprocessConfig(workers=1), progress=False)
     assert "clips: something" in (tmp_path / "clips" / "report.md").read_text()
