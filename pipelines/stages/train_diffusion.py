@@ -52,7 +52,7 @@ def worker_loop(
     train_diffusion(params.diffusion, params.runtime, dataset, spec, ctx, root=root, init=init)
 
 
-def log_datasets(dataset: LatentPairDataset) -> None:
+def log_datasets() -> None:
     """What the model saw: the latents (the training input) and the clips they encode (the source)."""
     log_dataset_input("latents", LATENTS, latent_store_sha256())
     if (CLIPS / "manifest.parquet").is_file():
@@ -80,7 +80,7 @@ def main(params: Params) -> None:
         current = denoiser_record(params.diffusion, dataset.store.spec)
         init = initial_weights("diffusion", params.diffusion.train, current, ROOT, Path(tmp))
         lineage = tag_run(init)
-        log_datasets(dataset)
+        log_datasets()
         loop = partial(worker_loop, params, dataset.store.spec, init)
         payload = train_on_ray(
             "train_diffusion", loop, params, log_metrics=MetricSink.for_active_run(run), section=section,
