@@ -106,5 +106,6 @@ if __name__ == "__main__":
     from pipelines.champion import ChampionError
     from pipelines.cluster import ClusterError
     from pipelines.ray_train import TrainingError
+    from pvdm.config import ConfigError
 
-    run_stage(main, expected=(TrainingError, ClusterError, ChampionError))
+    run_stage(main, expected=(TrainingError, ClusterError, ChampionError, ConfigError))

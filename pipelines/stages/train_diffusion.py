@@ -35,7 +35,7 @@ from pipelines.stages.common import (
 from pipelines.stages.models import export_model
 from pipelines.tracking import MetricSink, log_dataset_input, stage_run
 from pipelines.warm_start import initial_weights, tag_run
-from pvdm.config import Params
+from pvdm.config import ConfigError, Params
 from pvdm.data.latents import LatentPairDataset
 from pvdm.families.registry import denoiser_record, load_diffusion
 from pvdm.families.roles import LatentSpec
@@ -107,4 +107,4 @@ def main(params: Params) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, expected=(TrainingError, ClusterError, ChampionError))
+    run_stage(main, expected=(TrainingError, ClusterError, ChampionError, ConfigError))

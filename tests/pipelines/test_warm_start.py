@@ -130,3 +130,17 @@ def test_init_from_resolution_and_lineage_tags(client: MlflowClient, tmp_path: P
         "pvdm.fine_tuned_from": "pvdm-autoencoder v1",
         "pvdm.init_sha256": sha256_file(downloaded),
     }
+
+
+def test_a_new_champion_is_a_new_ray_run_and_placement_is_not() -> None:
+    from pipelines.ray_train import run_name
+
+    section = {"diffusion": {"a": 1}, "runtime": {"seed": 0}}
+    v3 = InitSource("champion", "pvdm-diffusion v3", "a" * 64, "3").to_dict()
+    v4 = InitSource("champion", "pvdm-diffusion v4", "b" * 64, "4").to_dict()
+    names = {run_name("train_diffusion", section, init_source=s) for s in (None, v3, v4)}
+    assert len(names) == 3
+    moved = {**section, "runtime": {"seed": 0, "num_workers": 4}}
+    assert run_name("train_diffusion", moved, init_source=v3) == run_name(
+        "train_diffusion", section, init_source=v3
+    )
