@@ -172,12 +172,15 @@ def final_payload(result: ray.train.Result) -> dict[str, Any]:
 # --- the training stages' entry -----------------------------------------------------------------------------
 
 
-def run_name(stage: str, section: dict[str, Any], *inputs: Path) -> str:
+def run_name(
+    stage: str, section: dict[str, Any], *inputs: Path, init_source: dict[str, Any] | None = None
+) -> str:
     """Ray run name: the same training params and inputs resume the same run after a crash, whatever the worker
-    count, storage or device (the section's `runtime` is reduced to its training identity); anything else starts
-    fresh."""
+    count, storage or device (the section's `runtime` is reduced to its training identity, which names the
+    initial weights `init_source` resolved to: a new champion is a new run); anything else starts fresh."""
     if "runtime" in section:
-        section = {**section, "runtime": training_identity(RuntimeConfig(**section["runtime"]))}
+        identity = training_identity(RuntimeConfig(**section["runtime"]), init_source)
+        section = {**section, "runtime": identity}
     h = hashlib.sha256(json.dumps(section, sort_keys=True, default=str).encode())
     for path in inputs:
         h.update(path.read_bytes())
@@ -200,14 +203,16 @@ def train_on_ray(
     section: dict[str, Any],
     inputs: list[str],
     root: Path,
+    init_source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run a training loop on Ray Train and return its final checkpoint payload.
 
     `loop(ctx, local_root)` opens the stage's inputs under `local_root`, never under the driver's project: `inputs`
     (paths relative to `root`) are staged to the workers through `runtime.ray_storage` when it is remote. The Ray
-    run is named by `section` and the inputs' content, so a rerun after a crash resumes it."""
+    run is named by `section`, the initial weights' source (`init_source`, a warm start's) and the inputs'
+    content, so a rerun after a crash resumes it: resuming beats warm-starting again."""
     staged: StagedInputs = stage_inputs(root, inputs, params.runtime)
-    name = run_name(stage, section) + f"-{staged.digest[:8]}"
+    name = run_name(stage, section, init_source=init_source) + f"-{staged.digest[:8]}"
     config = {"loop": loop, "log_metrics": log_metrics, "inputs": staged}
     result = fit(
         _library_loop_worker,

@@ -6,8 +6,10 @@
    into data/raw (verified, incremental: see pipelines/ingest.py).
 2. Nothing new and the pipeline up to date: end at once, saying so (no MLflow run, no stage started). Nothing new
    but `dvc status` shows stages out of date (an earlier retrain failed half-way): carry on, DVC resumes it.
-3. Run the pipeline (pipelines/flows.py: one task per DVC stage, one MLflow parent run for this flow run).
-4. Compare the new `fvd_16` with the registry's `champion` and move the alias only if it is lower; the decision is
+3. Warm start: when the model config is the champion's, both models fine-tune it (`train.init_from: champion`),
+   else they train from scratch, the log saying which key differs (pipelines/warm_start.py).
+4. Run the pipeline (pipelines/flows.py: one task per DVC stage, one MLflow parent run for this flow run).
+5. Compare the new `fvd_16` with the registry's `champion` and move the alias only if it is lower; the decision is
    recorded as tags on the model versions and the parent run (pipelines/promotion.py).
 """
 
@@ -17,13 +19,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 
 from pipelines import promotion
+from pipelines.config import PipelineParams
 from pipelines.flows import PipelineResult, ingest_config, ingest_videos, run_pipeline, with_retries
 from pipelines.project import apply_overrides, dvc_pending, flow_project
+from pipelines.tracking import configure
+from pipelines.warm_start import plan_warm_start
 
 
 @dataclass
@@ -45,6 +51,17 @@ def promote(parent_run_id: str) -> promotion.Decision:
 @task(name="pipeline-status", cache_policy=NO_CACHE)
 def pending_stages(root: Path) -> list[str]:
     return dvc_pending(root)
+
+
+@task(name="warm-start", cache_policy=NO_CACHE)
+def warm_start(root: Path, params: PipelineParams, overrides: dict[str, Any] | None) -> PipelineParams:
+    """Fine-tune the champion when the model config is unchanged, else train from scratch (pipelines/warm_start.py);
+    the choice is written to params.yaml like any override, and said in the log."""
+    configure(root)
+    plan = plan_warm_start(params, overrides, MlflowClient())
+    for line in plan.messages:
+        get_run_logger().info("warm start: %s", line)
+    return apply_overrides(root, plan.overrides) if plan.overrides else params
 
 
 def new_videos(copied: list[str], extensions: list[str]) -> list[str]:
@@ -85,6 +102,7 @@ def retrain(
             "no new videos, but stages are out of date (%s): resuming the pipeline", ", ".join(pending)
         )
     logger.info("%d new videos from %s: %s", len(videos), report.source, ", ".join(videos) or "-")
+    params = warm_start(root, params, overrides)
     result = run_pipeline(root, params, report.copied)
     decision = promote(result.mlflow_parent_run_id)
     return _done(RetrainResult(decision.outcome, decision.reason, videos, result, decision))

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,14 @@ from pvdm.redact import redact_value
 
 EXPERIMENT = os.environ.get("PVDM_EXPERIMENT", "pvdm")
 SECRET_WORDS = ("secret", "password", "token", "access_key", "credential")
+# The experiment tag MLflow 3's UI reads for an experiment's kind; without it the UI opens pvdm's experiment on
+# its GenAI view (traces), where training runs are not shown. MLflow 3.17's UI also keeps a per-browser workflow
+# switch (GenAI / Machine learning, `?workflowType=machine_learning` in a link): see experiment_ui_url.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
+# MLflow stores a dataset digest in 36 characters: the first 32 hex digits of a SHA-256 (128 bits) go there, the
+# whole digest is an input tag.
+DATASET_DIGEST_CHARS = 32
 
 
 def configure(root: Path = ROOT) -> str:
@@ -44,9 +53,31 @@ def configure(root: Path = ROOT) -> str:
         local = uri.startswith("sqlite:") or uri.startswith("file:")
         location = (root / "mlartifacts").as_uri() if local else None
         with contextlib.suppress(mlflow.exceptions.MlflowException):  # another stage created it first
-            mlflow.create_experiment(EXPERIMENT, artifact_location=location)
-    mlflow.set_experiment(EXPERIMENT)
+            mlflow.create_experiment(
+                EXPERIMENT, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
+            )
+    experiment = mlflow.set_experiment(EXPERIMENT)
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING_KIND:  # created before pvdm set it
+        MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     return uri
+
+
+def experiment_ui_url(server: str, experiment_id: str) -> str:
+    """A link that opens the experiment on the UI's model-training view (runs, their datasets and models)."""
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def log_dataset_input(name: str, source: Path, sha256: str, context: str = "training", **tags: str) -> None:
+    """Log a data store the active run read as an MLflow dataset input (the runs table's Dataset column): its
+    digest is the store's hash (the first 32 hex digits; all 64 in the `pvdm.sha256` tag)."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    with warnings.catch_warnings():  # MLflow registers its local source twice and warns that it picked one
+        warnings.simplefilter("ignore", UserWarning)
+        origin = resolve_dataset_source(str(source))  # LocalArtifactDatasetSource: type "local", the path
+    dataset = MetaDataset(origin, name=name, digest=sha256[:DATASET_DIGEST_CHARS])
+    mlflow.log_input(dataset, context=context, tags={"pvdm.sha256": sha256, **tags})
 
 
 def git_commit(root: Path = ROOT) -> str:

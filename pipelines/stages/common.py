@@ -5,6 +5,7 @@ No Ray here: only the two training stages import pipelines.ray_train."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import sys
@@ -19,6 +20,7 @@ from pvdm.data.labels import LabelError
 from pvdm.data.preprocess import PreprocessError
 from pvdm.errors import CheckpointError
 from pvdm.families.errors import FamilyError
+from pvdm.hashing import sha256_file
 from pvdm.redact import redact
 
 __all__ = ["CLIPS", "LATENTS", "METRICS", "MODELS", "PLOTS", "RAW", "REPORTS", "ROOT", "SAMPLES"]
@@ -77,3 +79,18 @@ def inference_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """A training checkpoint without optimizer, discriminator and RNG state: what sampling and evaluation need."""
     drop = {"optimizer", "disc_optimizer", "discriminator", "rng"}
     return {k: v for k, v in payload.items() if k not in drop}
+
+
+def clip_store_sha256(clips: Path = CLIPS) -> str:
+    """The clip store's hash: its manifest's SHA-256 (every clip's content hash is in it), evaluate's data_key."""
+    return sha256_file(clips / "manifest.parquet")
+
+
+def latent_store_sha256(latents: Path = LATENTS) -> str:
+    """The latent store's hash: SHA-256 over its files' SHA-256s (meta.json names the autoencoder checkpoint's,
+    the manifest the clips', latents.npy the encodings; absent for `clips` storage)."""
+    h = hashlib.sha256()
+    for name in ("meta.json", "manifest.parquet", "latents.npy"):
+        if (latents / name).is_file():
+            h.update(f"{name}:{sha256_file(latents / name)}\n".encode())
+    return h.hexdigest()

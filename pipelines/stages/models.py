@@ -8,6 +8,7 @@ from typing import Any
 import mlflow
 import mlflow.pytorch
 import torch
+from mlflow.tracking import MlflowClient
 
 from pipelines.stages.common import inference_payload
 from pvdm.checkpoint import save_checkpoint
@@ -15,14 +16,27 @@ from pvdm.checkpoint import save_checkpoint
 PIP_REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}", "einops", "pvdm"]
 
 
-def export_model(payload: dict[str, Any], path: Path, model: torch.nn.Module, registered_name: str) -> None:
-    """Write the inference checkpoint (a DVC out), log it, and register the model in MLflow."""
+def export_model(
+    payload: dict[str, Any],
+    path: Path,
+    model: torch.nn.Module,
+    registered_name: str,
+    version_tags: dict[str, str] | None = None,
+) -> str:
+    """Write the inference checkpoint (a DVC out), log it, and register the model in MLflow; returns the version.
+
+    `version_tags` go on the new model version (the warm start's lineage: what it was fine-tuned from)."""
     save_checkpoint(path, inference_payload(payload))
     mlflow.log_artifact(str(path), artifact_path="checkpoint")
-    mlflow.pytorch.log_model(
+    info = mlflow.pytorch.log_model(
         model.cpu().eval(),
         name=registered_name,
         registered_model_name=registered_name,
         serialization_format="pickle",
         pip_requirements=PIP_REQUIREMENTS,
     )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    for key, value in (version_tags or {}).items():
+        client.set_model_version_tag(registered_name, version, key, value)
+    return version

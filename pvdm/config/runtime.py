@@ -56,7 +56,10 @@ PLACEMENT_KEYS = frozenset(
 )
 
 
-def training_identity(runtime: RuntimeConfig) -> dict:
-    """The runtime keys that change what training computes (seed, precision): a run keeps its identity, and
-    resumes, when only the placement keys change."""
-    return {k: v for k, v in runtime.model_dump().items() if k not in PLACEMENT_KEYS}
+def training_identity(runtime: RuntimeConfig, init_source: dict | None = None) -> dict:
+    """What makes a training run itself: the runtime keys that change what it computes (seed, precision) and
+    where its initial weights come from (`init_source`: `train.init_from` with the champion version or file
+    SHA-256 it resolved to). A run keeps its identity, and resumes, when only the placement keys change; a new
+    champion is a new run."""
+    identity = {k: v for k, v in runtime.model_dump().items() if k not in PLACEMENT_KEYS}
+    return identity | ({"init_source": dict(init_source)} if init_source else {})

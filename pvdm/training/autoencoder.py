@@ -19,6 +19,7 @@ from pvdm.training.autoencoder_step import AutoencoderTrainState, autoencoder_tr
 from pvdm.training.data import collate_clips, training_batches
 from pvdm.training.loop import History, Metrics, TrainContext, per_rank_batch_size, run_steps, seed_everything
 from pvdm.training.schedule import learning_rate, set_learning_rate, step_generator
+from pvdm.training.warm_start import InitialWeights, load_into
 
 
 def build_autoencoder_state(
@@ -85,10 +86,13 @@ def train_autoencoder(
     dataset: Dataset,
     ctx: TrainContext,
     perceptual: PerceptualFn | None = None,
+    init: InitialWeights | None = None,
 ) -> History:
     """The per-worker loop of the `train_autoencoder` stage: resumes from ctx's latest checkpoint if any.
 
     perceptual: the LPIPS function; None loads `loss.lpips_net` on this worker's device (when its weight is > 0).
+    init: the weights to start from (`train.init_from`) when there is no checkpoint of this run to resume: the
+    model's only (a fresh optimizer and discriminator, step 0); every checkpoint records where they came from.
     """
     seed_everything(runtime.seed)
     if perceptual is None:
@@ -99,6 +103,9 @@ def train_autoencoder(
     if payload is not None:
         start = restore_autoencoder_state(state, payload)
         history.rows = list(payload.get("history", []))
+    elif init is not None:
+        load_into(state.model, init.model, init.source)
+    lineage = {"init": init.source.to_dict()} if init is not None else {}
     state.model = ctx.prepare_model(state.model)
     if state.discriminator is not None:
         state.discriminator = ctx.prepare_model(state.discriminator)
@@ -114,7 +121,7 @@ def train_autoencoder(
         )
 
     def checkpoint_fn(step: int, hist: History) -> dict[str, Any]:
-        return autoencoder_checkpoint(state, step, cfg, data) | {"history": hist.rows}
+        return autoencoder_checkpoint(state, step, cfg, data) | {"history": hist.rows} | lineage
 
     with training_batches(
         dataset, collate_clips, t, ctx, per_rank=per_rank, seed=runtime.seed, start=start

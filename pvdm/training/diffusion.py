@@ -21,6 +21,7 @@ from pvdm.training.data import LatentBatch, collate_latent_pairs, training_batch
 from pvdm.training.diffusion_step import TrainingObjective, diffusion_train_step
 from pvdm.training.loop import History, Metrics, TrainContext, per_rank_batch_size, run_steps, seed_everything
 from pvdm.training.schedule import learning_rate, set_learning_rate, step_generator
+from pvdm.training.warm_start import InitialWeights, WarmStartError, load_into
 
 
 @dataclass
@@ -78,10 +79,14 @@ def train_diffusion(
     spec: LatentSpec,
     ctx: TrainContext,
     root: Path | None = None,
+    init: InitialWeights | None = None,
 ) -> History:
     """The per-worker loop of `train_diffusion`. dataset items: (z, z_prev, has_prev, label) as in
     LatentPairDataset; `spec` is the latent store's LatentSpec (it is recorded in every checkpoint); `root`: the
-    project folder that relative paths in the config start from (default: the working directory)."""
+    project folder that relative paths in the config start from (default: the working directory).
+
+    init: the weights to start from (`train.init_from`) when there is no checkpoint of this run to resume: model
+    and EMA (a fresh optimizer, step 0); every checkpoint records where they came from."""
     seed_everything(runtime.seed)
     state = build_diffusion_state(cfg, spec, ctx.device)
     names = check_classes(state.model.num_classes, list(getattr(dataset, "label_names", [])))
@@ -90,8 +95,11 @@ def train_diffusion(
     if payload is not None:
         start = restore_diffusion_state(state, payload)
         history.rows = list(payload.get("history", []))
+    elif init is not None:
+        warm_start(state, init)
     else:
         state.model.prepare_training(root or Path.cwd())
+    lineage = {"init": init.source.to_dict()} if init is not None else {}
     bare = state.model
     t = cfg.train
     # DDP wraps the whole objective: a family's loss may run several networks (pvdm.training.diffusion_step)
@@ -109,9 +117,13 @@ def train_diffusion(
         )  # fmt: skip
 
     def checkpoint_fn(step: int, hist: History) -> dict[str, Any]:
-        return diffusion_checkpoint(
-            DiffusionTrainState(bare, state.ema, state.optimizer, state.schedule), step, cfg, spec, names
-        ) | {"history": hist.rows}
+        return (
+            diffusion_checkpoint(
+                DiffusionTrainState(bare, state.ema, state.optimizer, state.schedule), step, cfg, spec, names
+            )
+            | {"history": hist.rows}
+            | lineage
+        )
 
     with training_batches(
         dataset, collate_latent_pairs, t, ctx, per_rank=per_rank, seed=runtime.seed, start=start
@@ -120,6 +132,21 @@ def train_diffusion(
             ctx, start, t.steps, step_fn, checkpoint_fn,
             checkpoint_every=t.checkpoint_every, log_every=t.log_every, history=history, desc="train_diffusion",
         )  # fmt: skip
+
+
+def warm_start(state: DiffusionTrainState, init: InitialWeights) -> None:
+    """The model's and the EMA's weights from `init`; the EMA's update count starts again (its warm-up, if on,
+    lets the average follow the fine-tuned weights)."""
+    load_into(state.model, init.model, init.source)
+    if init.ema is None:  # a checkpoint without EMA: the average starts at the loaded weights
+        state.ema = EMA(state.model, decay=state.ema.decay, warmup=state.ema.warmup)
+        return
+    try:
+        state.ema.load_state_dict(
+            init.ema | {"decay": state.ema.decay, "warmup": state.ema.warmup, "num_updates": 0}
+        )
+    except KeyError as err:
+        raise WarmStartError(f"train.init_from ({init.source.label}): {err.args[0]}") from None
 
 
 def check_classes(num_classes: int, names: list[str]) -> list[str]:

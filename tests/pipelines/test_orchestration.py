@@ -5,8 +5,10 @@ deployments served by `pvdm serve`, runs started with the CLI
 One tiny project is shared by the tests, in this order (the pipeline runs twice in all):
 1. pvdm/full with a broken `evaluate` stage: the run fails, the stage's error is in the run's state message and
    logs, the stage was retried; after the fix, pvdm/full completes and reruns only `evaluate`.
-2. pvdm-retrain/scheduled with two new videos in S3: ingested, the pipeline reruns, the new models are promoted or
-   not by the fvd_16 rule against the champion (the models of 1); a second run with nothing new skips the pipeline.
+2. pvdm-retrain/scheduled with two new videos in S3: ingested, the pipeline reruns fine-tuning the champion (the
+   models of 1: the config is unchanged), the lineage is recorded (model version tags, checkpoints, the log), the
+   training runs carry their stores as MLflow dataset inputs, the new models are promoted or not by the fvd_16 rule
+   against the champion; a second run with nothing new skips the pipeline.
 3. The work-pool way: serving stopped, the deployments registered with a process pool, a worker runs a retrain.
 """
 
@@ -31,7 +33,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipelines import promotion
+from pipelines.stages.common import clip_store_sha256, latent_store_sha256
 from pipelines.supervisor import HOST, free_port, spawn, stop_process_group, wait_http
+from pipelines.tracking import DATASET_DIGEST_CHARS, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
+from pvdm.checkpoint import load_checkpoint
 from pvdm.data.synthetic import generate_videos
 from tests.pipelines.projects import ROOT, make_project, project_env
 from tests.pipelines.tiny_params import TINY_PARAMS
@@ -325,6 +330,58 @@ def test_retrain_ingests_new_videos_and_promotes_by_the_fvd_rule(
     for name in (promotion.DIFFUSION, promotion.AUTOENCODER):
         assert str(client.get_model_version_by_alias(name, promotion.CHAMPION).version) == champion
     assert prefect.flow_run(run_id)["state"]["message"].startswith(f"{expected}: ")
+
+
+def test_retrain_fine_tunes_the_champion_and_records_the_lineage(
+    retrain_runs: dict[str, Any], prefect: Prefect, project: Path
+) -> None:
+    code, output, run_id = retrain_runs["with_new"]
+    assert code == 0, output[-4000:]
+    logs = prefect.logs(run_id)
+    client = mlflow_client(project)
+    runs = promotion.stage_runs(client, parent_run(client, run_id).info.run_id)
+    for kind, name in (("autoencoder", promotion.AUTOENCODER), ("diffusion", promotion.DIFFUSION)):
+        champion = f"{name} v1"  # the models of pvdm/full, promoted above
+        assert f"warm start: {kind}: fine-tuning the champion ({champion})" in logs, logs[-4000:]
+        version = client.get_model_version(name, "2")
+        assert (
+            version.tags["pvdm.init_from"] == "champion" and version.tags["pvdm.fine_tuned_from"] == champion
+        )
+        assert (
+            client.get_model_version(name, "1").tags["pvdm.init_from"] == "none"
+        )  # the first trained from scratch
+        run = runs[f"train_{kind}"]
+        assert run.data.tags["pvdm.fine_tuned_from"] == champion and version.run_id == run.info.run_id
+        init = load_checkpoint(project / "data" / "models" / f"{kind}.pt")["init"]
+        assert (init["init_from"], init["label"], init["version"]) == ("champion", champion, "1")
+    assert "init_from: champion" in (project / "params.yaml").read_text()  # what the stages ran with, for DVC
+
+
+def test_training_runs_log_their_stores_as_dataset_inputs(
+    retrain_runs: dict[str, Any], project: Path
+) -> None:
+    client = mlflow_client(project)
+    experiment = client.get_experiment_by_name("pvdm")
+    assert (
+        experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+    )  # the UI opens on its model-training view
+    clips = clip_store_sha256(project / "data" / "clips")
+    latents = latent_store_sha256(project / "data" / "latents")
+    runs = promotion.stage_runs(client, parent_run(client, retrain_runs["with_new"][2]).info.run_id)
+
+    def inputs(stage: str) -> dict[str, tuple[str, str, str]]:
+        found = client.get_run(runs[stage].info.run_id).inputs.dataset_inputs
+        return {
+            d.dataset.name: (d.dataset.digest, {t.key: t.value for t in d.tags}["pvdm.sha256"],
+                             {t.key: t.value for t in d.tags}["mlflow.data.context"])
+            for d in found
+        }  # fmt: skip
+
+    assert inputs("train_autoencoder") == {"clips": (clips[:DATASET_DIGEST_CHARS], clips, "training")}
+    assert inputs("train_diffusion") == {
+        "latents": (latents[:DATASET_DIGEST_CHARS], latents, "training"),
+        "clips": (clips[:DATASET_DIGEST_CHARS], clips, "source"),
+    }
 
 
 def test_retrain_with_nothing_new_skips_the_pipeline(
