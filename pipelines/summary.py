@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
+import mlflow
+
 from pipelines.paths import METRICS, PLOTS, REPORTS, ROOT, SAMPLES
+from pipelines.tracking import EXPERIMENT, configure, experiment_ui_url
+
+UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
 SHOWN = ("fvd_16", "fvd_real_halves", "fvd_noise_latents", "fvd_long", "motion_real", "motion_fake", "recon_psnr", "recon_ssim",
          "recon_lpips", "recon_fvd", "n_real", "n_fake")  # fmt: skip
@@ -27,8 +32,15 @@ def main() -> None:
     print(f"  training curves    {rel(PLOTS)}/*.csv      (dvc plots show -> dvc_plots/index.html)")
     print(f"  data report        {rel(ROOT / 'data' / 'clips' / 'report.md')}")
     print(
-        "  MLflow runs        uv run mlflow ui --backend-store-uri sqlite:///mlflow.db  -> http://127.0.0.1:5000\n"
+        f"  MLflow runs        uv run mlflow ui --backend-store-uri sqlite:///mlflow.db  -> {mlflow_link()}\n"
     )
+
+
+def mlflow_link() -> str:
+    """The experiment's page on the UI's model-training view (MLflow 3 opens on its GenAI view otherwise)."""
+    configure(ROOT)
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    return experiment_ui_url(UI, experiment.experiment_id) if experiment else UI
 
 
 if __name__ == "__main__":
