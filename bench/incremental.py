@@ -147,10 +147,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         source = args.videos_dir or work / "all"
-        print(
-            f"writing {args.videos + extra} videos of {args.frames} frames at {args.size}px into {source} ..."
-        )
-        paths = videos(source, args.videos + extra, args.size, args.frames)
+        kind = f"excerpts of {args.from_videos}" if args.from_videos else f"synthetic videos at {args.size}px"
+        print(f"writing {args.videos + extra} {kind}, up to {args.frames} frames, into {source} ...")
+        paths = videos(source, args.videos + extra, args.size, args.frames, args.from_videos)
         project = work / "project"
         env = scratch_project(project, args.resolution, args.clip_frames)
         raw, clips, latents = (project / "data" / name for name in ("raw", "clips", "latents"))
@@ -164,7 +163,7 @@ def main() -> None:
         rows.append(("preprocess, +new", *preprocess(env, clips)))
         rows.append(("cache_latents, +new", *cache(clips, latents, *shape)))
     print(
-        f"\n{args.videos} videos + {extra} new ({extra / args.videos:.0%}), {args.frames} frames at {args.size}px"
+        f"\n{args.videos} videos + {extra} new ({extra / args.videos:.0%}): {kind}, up to {args.frames} frames"
     )
     print("| step | wall s | detail |\n|---|---|---|")
     for name, seconds, detail in rows:
