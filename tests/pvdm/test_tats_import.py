@@ -73,12 +73,13 @@ def test_cli_import_matches_the_official_codes_and_reconstructions(tmp_path: Pat
     fx, ae = outputs(), load_autoencoder(payload)
     video = fx["input"].float() * 2  # TATS's [-0.5, 0.5] as pvdm's [-1, 1]
     with torch.no_grad():
-        codes = ae.codes(video)
-        embeddings = ae.codebook.lookup(codes)
+        embeddings, codes = ae.tats_encode(video)  # TATS's encode(video / 2, include_embeddings=True)
+        lookup = ae.codebook.lookup(codes)  # the codes' vectors: what the diffusion latent normalises
         recon = ae(video) / 2  # back to TATS's range: compared with its forward
         decoded = ae.decode_codes(fx["codes"]) / 2
     diffs = {
         "embeddings": (embeddings - fx["embeddings"]).abs().max().item(),
+        "code vectors": (lookup - fx["embeddings"]).abs().max().item(),
         "reconstruction (forward)": (recon - fx["reconstruction"]).abs().max().item(),
         "decode(codes)": (decoded - fx["decoded"]).abs().max().item(),
     }
@@ -193,3 +194,14 @@ def test_tats_layout_config_rules() -> None:
     cfg = VQGAN3DConfig(layout="tats", channels=4, temporal_downsample=2, spatial_downsample=8,
                         tats={"norm": "batch"})  # fmt: skip
     assert cfg.levels == 3
+
+
+def test_tats_layout_fine_tunes_through_the_straight_through_estimator(tmp_path: Path) -> None:
+    """Training mode (the train_autoencoder stage's call): the encoder gets a gradient, the codebook stays."""
+    assert cli_import(CKPT, tmp_path / "models").exit_code == 0
+    ae = load_autoencoder(load_checkpoint(tmp_path / "models" / "autoencoder.pt")).train()
+    codebook = ae.codebook.embeddings.clone()
+    recon, losses, stats = ae(outputs()["input"].float() * 2, with_losses=True)
+    (recon.abs().mean() + losses["vq_commitment"]).backward()
+    assert ae.encoder.conv_first.conv.weight.grad.abs().sum() > 0
+    assert torch.equal(ae.codebook.embeddings, codebook) and 1.0 <= stats["perplexity"] <= 32

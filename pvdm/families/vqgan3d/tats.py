@@ -231,6 +231,14 @@ class TATSVQGAN(VideoAutoencoder):
         """(B, 3, T, H, W) in [-1, 1] -> (B, T', H', W') code indices: TATS's `encode(video / 2)`."""
         return self.codebook.nearest(self.pre_quantisation(video))
 
+    def tats_encode(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """TATS's `encode(video / 2, include_embeddings=True)`: (embeddings (B, D, T', H', W'), codes). Its
+        embeddings are the straight-through value z_e + (z_q - z_e), equal to the codes' vectors up to one rounding
+        of z_e's size (what `encode`, the diffusion latent, uses)."""
+        z_e = self.pre_quantisation(video)
+        _, codes, z_q = self._straight_through(z_e, decode=False)
+        return (z_q - z_e) + z_e, codes
+
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, T', H', W') codes -> (B, 3, T, H, W) about [-1, 1]: 2 x TATS's `decode(codes)`."""
         return self.decoder(self.post_vq_conv(self.codebook.lookup(codes))) * TATS_SCALE
@@ -252,20 +260,31 @@ class TATSVQGAN(VideoAutoencoder):
         return self.decode_codes(self.codebook.nearest(latent.float() * std + mean))
 
     def forward(self, video: torch.Tensor, with_losses: bool = False):
-        """TATS's reconstruction (its `forward`: decoder(post_vq_conv(z_q))), doubled; with_losses: training."""
+        """TATS's reconstruction (its `forward`), doubled; with_losses: reconstruct_for_training's triple."""
         if with_losses:
             return self.reconstruct_for_training(video)
-        return self.decode_codes(self.codes(video))
+        return self._straight_through(self.pre_quantisation(video))[0]
+
+    def _straight_through(
+        self, z_e: torch.Tensor, decode: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """(reconstruction, codes, z_q). The decoder reads z_e + (z_q - z_e) with the difference detached, as TATS's
+        forward does: the gradient reaches the encoder, and the value is TATS's to the last bit (z_q itself can
+        differ from it by a rounding, which the decoder amplifies)."""
+        codes = self.codebook.nearest(z_e.detach())
+        z_q = self.codebook.lookup(codes)
+        if not decode:
+            return None, codes, z_q
+        recon = self.decoder(self.post_vq_conv((z_q - z_e).detach() + z_e)) * TATS_SCALE
+        return recon, codes, z_q
 
     def reconstruct_for_training(
         self, video: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float]]:
-        """Fine-tuning: straight-through z_q as in TATS and the commitment loss; the imported codebook stays fixed
-        (TATS's EMA update and restarts are not reproduced)."""
+        """Fine-tuning: TATS's straight-through reconstruction and commitment loss; the imported codebook stays
+        fixed (TATS's EMA update and code restarts are not reproduced)."""
         z_e = self.pre_quantisation(video)
-        codes = self.codebook.nearest(z_e.detach())
-        z_q = self.codebook.lookup(codes)
-        recon = self.decoder(self.post_vq_conv(z_e + (z_q - z_e).detach())) * TATS_SCALE
+        recon, codes, z_q = self._straight_through(z_e)
         losses = {"vq_commitment": self.cfg.commitment_weight * F.mse_loss(z_e, z_q)}
         counts = torch.bincount(codes.flatten(), minlength=self.cfg.codebook_size).float()
         probs = counts / counts.sum()
