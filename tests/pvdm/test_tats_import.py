@@ -205,3 +205,10 @@ def test_tats_layout_fine_tunes_through_the_straight_through_estimator(tmp_path:
     (recon.abs().mean() + losses["vq_commitment"]).backward()
     assert ae.encoder.conv_first.conv.weight.grad.abs().sum() > 0
     assert torch.equal(ae.codebook.embeddings, codebook) and 1.0 <= stats["perplexity"] <= 32
+
+
+def test_import_takes_exactly_one_checkpoint(tmp_path: Path) -> None:
+    both = ["import", "--tats-vqgan", str(CKPT), "--pvdm-autoencoder", str(CKPT), "--out", str(tmp_path)]
+    for args in (both, ["import", "--out", str(tmp_path)]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and "give one checkpoint" in result.output
