@@ -21,8 +21,8 @@ codebook's EMA usage counts `N` (what TATS's codebook tracked during training: h
 Why z_q and not TATS's pre-quantisation output: the decoder was only ever trained on z_q, and its statistics come
 exactly from the checkpoint (z_e's would need a pass over data the importer does not have). `decode` undoes the
 normalisation and snaps to the nearest code, so a sampled latent decodes as a code grid, and an encoded latent
-decodes to TATS's reconstruction (the snap recovers the codes exactly; the latent store's float16 rounding is far
-smaller than half the distance between codes).
+decodes to TATS's `decode(codes)`: the snap recovers each code, except where two codes lie closer together than the
+latent store's float16 rounding (then it may pick the other, whose vector differs by less than that rounding).
 """
 
 from __future__ import annotations
@@ -236,8 +236,8 @@ class TATSVQGAN(VideoAutoencoder):
         embeddings are the straight-through value z_e + (z_q - z_e), equal to the codes' vectors up to one rounding
         of z_e's size (what `encode`, the diffusion latent, uses)."""
         z_e = self.pre_quantisation(video)
-        _, codes, z_q = self._straight_through(z_e, decode=False)
-        return (z_q - z_e) + z_e, codes
+        codes = self.codebook.nearest(z_e)
+        return (self.codebook.lookup(codes) - z_e) + z_e, codes
 
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, T', H', W') codes -> (B, 3, T, H, W) about [-1, 1]: 2 x TATS's `decode(codes)`."""
@@ -265,16 +265,12 @@ class TATSVQGAN(VideoAutoencoder):
             return self.reconstruct_for_training(video)
         return self._straight_through(self.pre_quantisation(video))[0]
 
-    def _straight_through(
-        self, z_e: torch.Tensor, decode: bool = True
-    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    def _straight_through(self, z_e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(reconstruction, codes, z_q). The decoder reads z_e + (z_q - z_e) with the difference detached, as TATS's
         forward does: the gradient reaches the encoder, and the value is TATS's to the last bit (z_q itself can
         differ from it by a rounding, which the decoder amplifies)."""
         codes = self.codebook.nearest(z_e.detach())
         z_q = self.codebook.lookup(codes)
-        if not decode:
-            return None, codes, z_q
         recon = self.decoder(self.post_vq_conv((z_q - z_e).detach() + z_e)) * TATS_SCALE
         return recon, codes, z_q
 
