@@ -9,6 +9,10 @@ from pvdm.families.vqgan3d.config import VQGAN3DConfig
 
 
 def build_vqgan3d(cfg: VQGAN3DConfig, data: DataConfig) -> VideoAutoencoder:
+    if cfg.layout == "tats":
+        from pvdm.families.vqgan3d.tats import TATSVQGAN
+
+        return TATSVQGAN(cfg, frames=data.frames, resolution=data.resolution)
     from pvdm.models.vqgan3d import VQGAN3D
 
     return VQGAN3D(cfg, frames=data.frames, resolution=data.resolution)

@@ -3,6 +3,12 @@
 TATS (the closest public code) uses a 16,384 x 256 codebook and downsamples 4 x 8 x 8 (time x height x width); the
 defaults here are those, the demo preset is far smaller. The losses (pixel, LPIPS, 2D + 3D PatchGAN with feature
 matching) are the shared `autoencoder.loss` section; `commitment_weight` is this family's own VQ term.
+
+Two layouts: `pvdm` (pvdm's network, pvdm.models.vqgan3d) and `tats` (TATS's VQGAN weight for weight,
+pvdm.families.vqgan3d.tats: what `pvdm import --tats-vqgan` writes). In the tats layout `channels` is TATS's
+`n_hiddens`, the channels double at every level, `codebook_dim` / `codebook_size` are its `embedding_dim` /
+`n_codes`, and `channel_mult`, `num_res_blocks`, `norm_groups`, `ema_decay`, `dead_code_threshold` and
+`stats_momentum` are unused (TATS fixes them or the import does not train the codebook).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pvdm.config.base import ConfigError
+from pvdm.config.base import ConfigError, StrictModel
 from pvdm.config.data import DataConfig
 from pvdm.config.models import ModelSpec, register_model_config
 from pvdm.families.catalog import Family, register_family
@@ -22,9 +28,31 @@ def _power_of_two(n: int) -> bool:
     return n >= 1 and n & (n - 1) == 0
 
 
+TATS_GROUPS = 32  # TATS's GroupNorm has 32 groups at every width
+
+
+class TATSOptions(StrictModel):
+    """What only the tats layout has: TATS's `norm_type` and `padding_type` (its defaults are the values here)."""
+
+    norm: Literal["group", "batch"] = Field(
+        "group",
+        description="TATS norm_type: GroupNorm(32, eps 1e-6) or (Sync)BatchNorm (the released models')",
+    )
+    padding: Literal["replicate", "constant", "reflect", "circular"] = Field(
+        "replicate",
+        description="TATS padding_type: the encoder's convolutions pad with it (TATS pads every other conv "
+        "with replicate)",
+    )
+
+
 @register_model_config("autoencoder")
 class VQGAN3DConfig(ModelSpec):
     type: Literal["vqgan3d"] = "vqgan3d"
+    layout: Literal["pvdm", "tats"] = Field(
+        "pvdm",
+        description="pvdm: pvdm's network; tats: TATS's VQGAN weight for weight (what `pvdm import --tats-vqgan` "
+        "writes; its latents are the quantised codes' embeddings, see pvdm.families.vqgan3d.tats)",
+    )
     channels: int = Field(64, ge=4, description="channels of the first level")
     channel_mult: list[int] = Field(
         default_factory=lambda: [1, 2, 2, 4], min_length=1, description="channel multiplier per level"
@@ -45,13 +73,29 @@ class VQGAN3DConfig(ModelSpec):
     stats_momentum: float = Field(
         0.01, gt=0.0, le=1.0, description="momentum of the running latent mean/std that normalise the latents"
     )
+    tats: TATSOptions = Field(default_factory=TATSOptions, description="layout tats only")
 
     @model_validator(mode="after")
     def _factors_are_powers_of_two(self) -> VQGAN3DConfig:
         for name in ("temporal_downsample", "spatial_downsample"):
             if not _power_of_two(getattr(self, name)):
                 raise ValueError(f"{name} must be a power of 2 (got {getattr(self, name)})")
+        if self.layout == "tats":
+            if max(self.temporal_downsample, self.spatial_downsample) < 2:
+                raise ValueError(
+                    "layout tats downsamples at least one axis (TATS has no network without a level)"
+                )
+            if self.tats.norm == "group" and (2 * self.channels) % TATS_GROUPS:
+                raise ValueError(
+                    f"layout tats with group norm: 2 x channels ({2 * self.channels}) must be divisible by "
+                    f"TATS's {TATS_GROUPS} groups"
+                )
         return self
+
+    @property
+    def levels(self) -> int:
+        """Downsampling levels: one per halving of the most compressed axis."""
+        return max(self.temporal_downsample, self.spatial_downsample).bit_length() - 1
 
     def check_data(self, resolution: int, frames: int) -> None:
         for key, size, factor in (("data.resolution", resolution, self.spatial_downsample),
@@ -62,7 +106,9 @@ class VQGAN3DConfig(ModelSpec):
                 )
 
     def latent_spec(self, data: DataConfig) -> LatentSpec:
-        """Continuous pre-quantisation latents, normalised by running statistics: unbounded, normal prior."""
+        """Continuous latents of codebook_dim channels per cell, normalised per channel: unbounded, normal prior
+        (layout pvdm: pre-quantisation, by running statistics; tats: the codes' embeddings, by the codebook's
+        usage-weighted statistics)."""
         side = data.resolution // self.spatial_downsample
         shape = (self.codebook_dim, data.frames // self.temporal_downsample, side, side)
         return LatentSpec(
