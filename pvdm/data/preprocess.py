@@ -37,6 +37,7 @@ from pvdm.atomic import atomic_path, write_text_atomic
 from pvdm.config.data import DataConfig
 from pvdm.config.preprocess import PreprocessConfig
 from pvdm.data.cutting import CutSpec, Job, SourceRecord, read_record, within_deadline
+from pvdm.data.eval_set import SetDecision, frozen_split, read_eval_set
 from pvdm.data.labels import assign_labels
 from pvdm.data.layout import LABELS, MANIFEST, MANIFEST_COLUMNS, SHARD_DIR
 from pvdm.data.report import PreprocessReport, ProcessedVideo
@@ -89,6 +90,7 @@ def run_preprocess(
     report.timings["plan"] = time.perf_counter() - start
     records = _reuse_or_decode(jobs, cfg.workers, progress, report)
     splits, report.split_source = _splits(jobs, records, listed, cfg)
+    splits, eval_set = _frozen_splits(out, jobs, records, splits, report.split_source, cfg, report)
     names, labels = assign_labels(
         [j.source for j in jobs], cfg.labels, raw, cfg.class_file, cfg.allow_outside_paths
     )
@@ -102,6 +104,8 @@ def run_preprocess(
     report.seconds = time.perf_counter() - start
     failure = _failure(report, cfg)
     report.status = f"failed: {failure}" if failure else "ok"
+    if eval_set.new and not failure:  # recorded once the store that uses it is valid
+        eval_set.eval_set.write(out)
     report.write(out)
     if failure:
         raise PreprocessError(f"preprocess failed: {failure} (see {out / 'report.md'})", report)
@@ -234,6 +238,31 @@ def _splits(
         return by_folder, "folders (train/ and val|test/)"
     rule = f"fraction (test_fraction {cfg.test_fraction}, seed {cfg.seed})"
     return _seeded_splits(jobs, records, cfg), rule
+
+
+def _frozen_splits(
+    out: Path,
+    jobs: list[Job],
+    records: dict[str, SourceRecord],
+    splits: dict[str, str],
+    rule: str,
+    cfg: PreprocessConfig,
+    report: PreprocessReport,
+) -> tuple[dict[str, str], SetDecision]:
+    """The splits with the test split frozen to the recorded evaluation set (pvdm.data.eval_set): a new video
+    joins train unless the set is drawn again (preprocess.eval_set_version) or an explicit split puts it in test."""
+    accepted = [j for j in jobs if not records[j.shard].rejected and j.source in splits]
+    drawn = {j.content_hash: splits[j.source] for j in accepted}
+    explicit = not rule.startswith("fraction")
+    by_hash, decision = frozen_split(
+        list(drawn), drawn, read_eval_set(out), cfg.eval_set_version, rule, explicit
+    )
+    report.warnings += decision.warnings
+    s = decision.eval_set
+    report.split_source = (
+        f"{rule}; evaluation set {s.id} ({len(s.content_hashes)} videos, sha256 {s.sha256[:12]})"
+    )
+    return {j.source: by_hash[j.content_hash] for j in accepted}, decision
 
 
 def _seeded_splits(
