@@ -7,8 +7,9 @@
 2. Nothing new and the pipeline up to date: end at once, saying so (no MLflow run, no stage started). Nothing new
    but `dvc status` shows stages out of date (an earlier retrain failed half-way): carry on, DVC resumes it.
 3. Run the pipeline (pipelines/flows.py: one task per DVC stage, one MLflow parent run for this flow run).
-4. Compare the new `fvd_16` with the registry's `champion` and move the alias only if it is lower; the decision is
-   recorded as tags on the model versions and the parent run (pipelines/promotion.py).
+4. Compare the new `fvd_16` with the registry's `champion` scored on the same evaluation set (scored again when
+   needed) and move the alias only if the new one is better beyond the noise (a paired bootstrap); the decision, both
+   scores and intervals are recorded as tags on the model versions and the parent run (pipelines/promotion.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from prefect.states import Completed, State
 from pipelines import promotion
 from pipelines.flows import PipelineResult, ingest_config, ingest_videos, run_pipeline, with_retries
 from pipelines.project import apply_overrides, dvc_pending, flow_project
+from pvdm.config import Params
 
 
 @dataclass
@@ -36,8 +38,8 @@ class RetrainResult:
 
 
 @task(name="promote-if-better", cache_policy=NO_CACHE)
-def promote(parent_run_id: str) -> promotion.Decision:
-    decision = promotion.promote_if_better(parent_run_id)
+def promote(parent_run_id: str, root: Path, params: Params) -> promotion.Decision:
+    decision = promotion.promote_if_better(parent_run_id, root=root, params=params)
     get_run_logger().info("%s: %s", decision.outcome, decision.reason)
     return decision
 
@@ -86,11 +88,15 @@ def retrain(
         )
     logger.info("%d new videos from %s: %s", len(videos), report.source, ", ".join(videos) or "-")
     result = run_pipeline(root, params, report.copied)
-    decision = promote(result.mlflow_parent_run_id)
+    decision = promote(result.mlflow_parent_run_id, root, params)
     return _done(RetrainResult(decision.outcome, decision.reason, videos, result, decision))
 
 
 def _done(result: RetrainResult) -> State:
-    """The flow's final state: Completed, with the outcome as the message the UI shows next to the run."""
-    get_run_logger().info("retrain: %s: %s", result.outcome, result.message)
-    return Completed(message=f"{result.outcome}: {result.message}", data=asdict(result))
+    """The flow's final state: Completed, with the outcome and why (for a decision: both scores, their intervals,
+    the paired difference and the rule) as the message the UI shows next to the run."""
+    message = f"{result.outcome}: {result.message}"
+    if result.decision is not None and result.decision.rule:
+        message += f" (rule: {result.decision.rule})"
+    get_run_logger().info("retrain: %s", message)
+    return Completed(message=message, data=asdict(result))
