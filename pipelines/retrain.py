@@ -9,8 +9,9 @@
 3. Warm start: when the model config is the champion's, both models fine-tune it (`train.init_from: champion`),
    else they train from scratch, the log saying which key differs (pipelines/warm_start.py).
 4. Run the pipeline (pipelines/flows.py: one task per DVC stage, one MLflow parent run for this flow run).
-5. Compare the new `fvd_16` with the registry's `champion` and move the alias only if it is lower; the decision is
-   recorded as tags on the model versions and the parent run (pipelines/promotion.py).
+5. Compare the new `fvd_16` with the registry's `champion` scored on the same evaluation set (scored again when
+   needed) and move the alias only if the new one is better beyond the noise (a paired bootstrap); the decision, both
+   scores and intervals are recorded as tags on the model versions and the parent run (pipelines/promotion.py).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class RetrainResult:
 
 
 @task(name="promote-if-better", cache_policy=NO_CACHE)
-def promote(parent_run_id: str) -> promotion.Decision:
-    decision = promotion.promote_if_better(parent_run_id)
+def promote(parent_run_id: str, root: Path, params: PipelineParams) -> promotion.Decision:
+    decision = promotion.promote_if_better(parent_run_id, root=root, params=params)
     get_run_logger().info("%s: %s", decision.outcome, decision.reason)
     return decision
 
@@ -104,11 +105,15 @@ def retrain(
     logger.info("%d new videos from %s: %s", len(videos), report.source, ", ".join(videos) or "-")
     params = warm_start(root, params, overrides)
     result = run_pipeline(root, params, report.copied)
-    decision = promote(result.mlflow_parent_run_id)
+    decision = promote(result.mlflow_parent_run_id, root, params)
     return _done(RetrainResult(decision.outcome, decision.reason, videos, result, decision))
 
 
 def _done(result: RetrainResult) -> State:
-    """The flow's final state: Completed, with the outcome as the message the UI shows next to the run."""
-    get_run_logger().info("retrain: %s: %s", result.outcome, result.message)
-    return Completed(message=f"{result.outcome}: {result.message}", data=asdict(result))
+    """The flow's final state: Completed, with the outcome and why (for a decision: both scores, their intervals,
+    the paired difference and the rule) as the message the UI shows next to the run."""
+    message = f"{result.outcome}: {result.message}"
+    if result.decision is not None and result.decision.rule:
+        message += f" (rule: {result.decision.rule})"
+    get_run_logger().info("retrain: %s", message)
+    return Completed(message=message, data=asdict(result))

@@ -26,9 +26,11 @@ import torch
 from pvdm.config.autoencoder import AEValidationConfig
 from pvdm.config.evaluate import EvaluateConfig
 from pvdm.data.clips import ClipStore, from_model_tensor, to_model_tensor
+from pvdm.data.eval_set import read_eval_set, set_sha256
 from pvdm.data.layout import SAMPLE_FRAMES, SAMPLE_LABELS
 from pvdm.data.video import read_video
 from pvdm.families.roles import VideoAutoencoder
+from pvdm.metrics.bootstrap import BootstrapSpec, fvd_interval
 from pvdm.metrics.features import I3DFeatureExtractor
 from pvdm.metrics.folders import list_videos
 from pvdm.metrics.fvd import FVDProtocol, FVDResult, compute_fvd, protocols_from_config
@@ -121,6 +123,70 @@ def real_set(store: ClipStore, split: str, samples: Path, seed: int) -> RealSet:
     return RealSet(store, store_runs(store, store.indices(split)), split, seed, dict(counts))
 
 
+FEATURES = (
+    "fvd_16_features"  # evaluate_run's key for the fvd_16 features (not a metric: the stage logs them apart)
+)
+PROTOCOL_KEYS = ("protocol", "frames", "n_real", "n_fake", "resolution", "detector_sha256", "real_split",
+                 "window_rule", "window_seed", "real_selection", "bootstrap")  # fmt: skip
+
+
+def bootstrap_spec(cfg: EvaluateConfig) -> BootstrapSpec:
+    return BootstrapSpec(cfg.bootstrap_resamples, cfg.bootstrap_confidence, cfg.bootstrap_seed)
+
+
+def eval_set_record(store: ClipStore, split: str) -> dict[str, Any]:
+    """Which videos the FVD's real side is: `eval_set_sha256` (the hash of their content hashes, as they are in
+    the store today) and, when they are the recorded held-out set (pvdm.data.eval_set), its id."""
+    hashes = set(store.manifest["content_hash"].iloc[store.indices(split)])
+    record: dict[str, Any] = {"eval_set_sha256": set_sha256(hashes), "eval_set_videos": len(hashes)}
+    recorded = read_eval_set(store.root) if split == "test" else None
+    if recorded is not None and recorded.sha256 == record["eval_set_sha256"]:
+        record["eval_set_id"] = recorded.id
+    return record
+
+
+def protocol_sha256(record: dict[str, Any]) -> str:
+    """The hash of what makes two fvd_16 numbers comparable (counts, frames, detector, real windows, bootstrap),
+    from a protocol_fvd_16 record; the score and where the fakes came from are left out."""
+    kept = {k: record.get(k) for k in PROTOCOL_KEYS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class FVD16:
+    """fvd_16 with its interval, its protocol record and the features it came from (real, generated)."""
+
+    metrics: dict[str, Any]
+    real_features: np.ndarray
+    fake_features: np.ndarray
+    reals: RealSet
+    protocol: FVDProtocol
+
+
+def score_fvd_16(
+    cfg: EvaluateConfig, store: ClipStore, samples: Path, extractor: I3DFeatureExtractor, data_key: str
+) -> FVD16:
+    """fvd_16 of the generated clips in `samples` against the store's real windows, with its bootstrap interval:
+    what evaluate_run reports and what promotion computes again for a champion on a challenger's set."""
+    split, _ = real_split_indices(store, cfg.real_split)
+    reals = real_set(store, split, samples, cfg.window_seed)
+    n_fakes, fakes, source = generated_videos(samples / "clips")
+    p16 = sized(
+        protocols_from_config(cfg)["fvd_16"], reals.available(cfg.fvd_frames, cfg.fvd_num_real), n_fakes
+    )
+    real_key = reals.key(data_key) if cfg.cache_real_stats else None  # None: the statistics cache is not used
+    r16 = compute_fvd(reals.windows(p16.frames, p16.n_real), fakes(), p16, extractor, real_key)
+    spec = bootstrap_spec(cfg)
+    ci = fvd_interval(r16.real_features, r16.fake_features, spec)
+    record = fvd_record(r16) | reals.record() | {"generated_from": source, "bootstrap": spec.record()}
+    sets = eval_set_record(store, split)
+    metrics = {"real_split": split, "fvd_16": r16.fvd, "fvd_16_ci": ci.as_list(), "n_real": r16.n_real,
+               "n_fake": r16.n_fake, "detector": r16.detector["detector"],
+               "detector_sha256": r16.detector["detector_sha256"], "protocol_fvd_16": record | sets,
+               "protocol_sha256": protocol_sha256(record), **sets}  # fmt: skip
+    return FVD16(metrics, r16.real_features, r16.fake_features, reals, p16)
+
+
 def motion(clips: Iterable[np.ndarray], limit: int) -> float:
     """Mean |frame t+1 - frame t| over pixels, in [0, 1] units, over up to `limit` clips."""
     values = []
@@ -205,21 +271,18 @@ def evaluate_run(
     device: torch.device,
     data_key: str,
 ) -> dict[str, Any]:
-    """Everything metrics/eval.json holds: fvd_16 and fvd_long with their protocols, the fvd_real_halves and
-    fvd_noise_latents baselines, motion and reconstruction metrics (README, "After `make demo`", reads them)."""
+    """Everything metrics/eval.json holds: fvd_16 (with fvd_16_ci, eval_set_sha256 and protocol_sha256) and fvd_long
+    with their protocols, the fvd_real_halves and fvd_noise_latents baselines, motion and reconstruction metrics
+    (README, "After `make demo`", reads them); and, under FEATURES, the fvd_16 features (real, generated) for the
+    stage to log apart (promotion's paired bootstrap reads them)."""
     extractor = I3DFeatureExtractor(device=device, batch_size=cfg.batch_size, progress=True)
     protocols = protocols_from_config(cfg)
-    split, _ = real_split_indices(store, cfg.real_split)
-    reals = real_set(store, split, samples, cfg.window_seed)
-    n_fakes, fakes, source = generated_videos(samples / "clips")
-    p16 = sized(protocols["fvd_16"], reals.available(cfg.fvd_frames, cfg.fvd_num_real), n_fakes)
-    real_key = reals.key(data_key) if cfg.cache_real_stats else None  # None: the statistics cache is not used
-
-    r16 = compute_fvd(reals.windows(p16.frames, p16.n_real), fakes(), p16, extractor, real_key)
-    out: dict[str, Any] = {"real_split": split}
-    record = fvd_record(r16) | reals.record() | {"generated_from": source}
-    out |= {"fvd_16": r16.fvd, "n_real": r16.n_real, "n_fake": r16.n_fake, "detector": r16.detector["detector"],
-            "detector_sha256": r16.detector["detector_sha256"], "protocol_fvd_16": record}  # fmt: skip
+    scored = score_fvd_16(cfg, store, samples, extractor, data_key)
+    reals, p16 = scored.reals, scored.protocol
+    _, fakes, _ = generated_videos(samples / "clips")
+    real_key = reals.key(data_key) if cfg.cache_real_stats else None
+    out: dict[str, Any] = dict(scored.metrics)
+    out[FEATURES] = {"real": scored.real_features, "fake": scored.fake_features}
 
     long_dir = samples / "long"
     if long_dir.is_dir() and any(long_dir.iterdir()):

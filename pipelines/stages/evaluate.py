@@ -5,10 +5,12 @@ With RAY_ADDRESS set, the scoring (I3D features, reconstructions) runs as a Ray 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 
 from pipelines.cluster import ClusterError, run_heavy
 from pipelines.stages.common import CLIPS, METRICS, MODELS, ROOT, SAMPLES, run_stage, write_json
@@ -17,11 +19,15 @@ from pvdm.checkpoint import load_checkpoint
 from pvdm.config import EvaluateConfig, Params
 from pvdm.data.clips import ClipStore
 from pvdm.device import resolve_device
-from pvdm.evaluation import evaluate_run
+from pvdm.evaluation import FEATURES, evaluate_run
 from pvdm.families.registry import load_autoencoder
 from pvdm.hashing import sha256_file
 
 AE = MODELS / "autoencoder.pt"
+FEATURES_ARTIFACT = (
+    "fvd_16_features.npz"  # real (n_real, 400) and fake (n_fake, 400) float32: promotion reads it
+)
+TAGS = ("eval_set_sha256", "protocol_sha256", "eval_set_id")  # what promotion keys a comparable score by
 
 
 def score(inputs: Path, _outputs: Path, cfg: EvaluateConfig, data_key: str) -> dict[str, Any]:
@@ -43,9 +49,22 @@ def main(params: Params) -> None:
         inputs = [str(p.relative_to(ROOT)) for p in (CLIPS, SAMPLES, AE)]
         results = run_heavy("evaluate", score, cfg, data_key, runtime=params.runtime, root=ROOT, inputs=inputs,
                             outputs=[])  # fmt: skip
+        features = results.pop(FEATURES)
         write_json(METRICS / "eval.json", results)
-        mlflow.log_metrics({k: float(v) for k, v in results.items() if isinstance(v, int | float)})
-        mlflow.log_dict(results, "eval.json")
+        log_results(results, features)
+
+
+def log_results(results: dict[str, Any], features: dict[str, np.ndarray]) -> None:
+    """Metrics (fvd_16_ci as _low / _high), the set and protocol hashes as tags, eval.json and the features."""
+    metrics = {k: float(v) for k, v in results.items() if isinstance(v, int | float) and k != "eval_set_id"}
+    low, high = results["fvd_16_ci"]
+    mlflow.log_metrics(metrics | {"fvd_16_ci_low": low, "fvd_16_ci_high": high})
+    mlflow.set_tags({f"pvdm.{k}": str(results[k]) for k in TAGS if k in results})
+    mlflow.log_dict(results, "eval.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / FEATURES_ARTIFACT
+        np.savez(path, real=features["real"], fake=features["fake"])
+        mlflow.log_artifact(str(path))
 
 
 if __name__ == "__main__":

@@ -34,3 +34,20 @@ class EvaluateConfig(StrictModel):
     cache_real_stats: bool = Field(
         True, description="reuse real-side I3D statistics keyed by data hash + protocol"
     )
+    # How much fvd_16 moves by chance (pvdm.metrics.bootstrap): its interval, and the promotion rule's paired test.
+    bootstrap_resamples: int = Field(
+        1000,
+        ge=10,
+        le=100_000,
+        description="bootstrap resamples of the fvd_16 features (fvd_16_ci, promotion)",
+    )
+    bootstrap_confidence: float = Field(
+        0.95, gt=0.5, lt=1.0, description="confidence of the fvd_16_ci interval and of the promotion test"
+    )
+    bootstrap_seed: int = Field(0, ge=0, description="seed of the bootstrap resamples")
+    promotion_margin: float = Field(
+        0.0,
+        ge=0.0,
+        description="promotion: the challenger's fvd_16 must be lower than the champion's by more than this, at "
+        "the whole paired-bootstrap interval of the difference (0: the interval must lie below zero)",
+    )

@@ -37,6 +37,13 @@ class PreprocessConfig(StrictModel):
     max_clips_per_video: int = Field(0, ge=0, description="keep the first N clips of each video; 0: all")
     test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of source videos in the test split")
     seed: int = Field(0, description="seed of the train/test split (by source video)")
+    eval_set_version: int = Field(
+        1,
+        ge=1,
+        description="the held-out evaluation set is recorded once (data/clips/eval_set.json) and new videos never "
+        "join it; raise this to draw a new set over today's videos (a new eval_set_sha256: champion scores are "
+        "computed again on it)",
+    )
     test_list: str | None = Field(
         None,
         description="text file of test videos, one path relative to the raw folder per line (extra words ignored: "

@@ -36,6 +36,7 @@ from pvdm.atomic import atomic_path, write_text_atomic
 from pvdm.config.data import DataConfig
 from pvdm.config.preprocess import PreprocessConfig
 from pvdm.data.cutting import CutSpec, Job, SourceRecord, read_record, within_deadline
+from pvdm.data.eval_set import SetDecision, frozen_split, read_eval_set
 from pvdm.data.labels import assign_labels
 from pvdm.data.layout import LABELS, MANIFEST, MANIFEST_COLUMNS, SHARD_DIR
 from pvdm.data.report import PreprocessReport, ProcessedVideo
@@ -88,10 +89,12 @@ def run_preprocess(
     report = PreprocessReport(raw_dir=str(raw), out_dir=str(out))
     with contextlib.ExitStack() as stack:
         validator = validator or stack.enter_context(validation_process())
-        _build(raw, out, data, cfg, progress, report, validator)
+        eval_set = _build(raw, out, data, cfg, progress, report, validator)
     report.seconds = time.perf_counter() - start
     failure = _failure(report, cfg)
     report.status = f"failed: {failure}" if failure else "ok"
+    if eval_set.new and not failure:  # recorded once the store that uses it is valid
+        eval_set.eval_set.write(out)
     report.write(out)
     if failure:
         raise PreprocessError(f"preprocess failed: {failure} (see {out / 'report.md'})", report)
@@ -106,14 +109,16 @@ def _build(
     progress: bool,
     report: PreprocessReport,
     validator: Executor,
-) -> None:
-    """Plan, decode what is new, write the manifest and labels, drop stale shards, validate."""
+) -> SetDecision:
+    """Plan, decode what is new, write the manifest and labels, drop stale shards, validate. Returns the evaluation
+    set the splits follow (recorded by the caller once the store is known to be valid)."""
     start = time.perf_counter()
     spec = cut_spec(data, cfg)
     jobs, listed = _plan(raw, out, spec, cfg, report)
     report.timings["plan"] = time.perf_counter() - start
     records = _reuse_or_decode(jobs, cfg.workers, progress, report)
     splits, report.split_source = _splits(jobs, records, listed, cfg)
+    splits, eval_set = _frozen_splits(out, jobs, records, splits, report.split_source, cfg, report)
     names, labels = assign_labels(
         [j.source for j in jobs], cfg.labels, raw, cfg.class_file, cfg.allow_outside_paths
     )
@@ -124,6 +129,7 @@ def _build(
     started = time.perf_counter()
     _validate(out, manifest, stats, spec, _expects_test_split(cfg, report), report, validator)
     report.timings["validate"] = time.perf_counter() - started
+    return eval_set
 
 
 @contextlib.contextmanager
@@ -257,6 +263,31 @@ def _splits(
         return by_folder, "folders (train/ and val|test/)"
     rule = f"fraction (test_fraction {cfg.test_fraction}, seed {cfg.seed})"
     return _seeded_splits(jobs, records, cfg), rule
+
+
+def _frozen_splits(
+    out: Path,
+    jobs: list[Job],
+    records: dict[str, SourceRecord],
+    splits: dict[str, str],
+    rule: str,
+    cfg: PreprocessConfig,
+    report: PreprocessReport,
+) -> tuple[dict[str, str], SetDecision]:
+    """The splits with the test split frozen to the recorded evaluation set (pvdm.data.eval_set): a new video
+    joins train unless the set is drawn again (preprocess.eval_set_version) or an explicit split puts it in test."""
+    accepted = [j for j in jobs if not records[j.shard].rejected and j.source in splits]
+    drawn = {j.content_hash: splits[j.source] for j in accepted}
+    explicit = not rule.startswith("fraction")
+    by_hash, decision = frozen_split(
+        list(drawn), drawn, read_eval_set(out), cfg.eval_set_version, rule, explicit
+    )
+    report.warnings += decision.warnings
+    s = decision.eval_set
+    report.split_source = (
+        f"{rule}; evaluation set {s.id} ({len(s.content_hashes)} videos, sha256 {s.sha256[:12]})"
+    )
+    return {j.source: by_hash[j.content_hash] for j in accepted}, decision
 
 
 def _seeded_splits(

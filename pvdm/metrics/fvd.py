@@ -30,29 +30,33 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FeatureStats:
-    """Mean (D,), covariance (D, D) (unbiased, N - 1) and count of a feature set, in float64."""
+    """Mean (D,), covariance (D, D) (unbiased, N - 1) and count of a feature set, in float64; and the features
+    themselves (N, D) float32, which the bootstrap interval resamples (pvdm.metrics.bootstrap)."""
 
     mean: np.ndarray
     cov: np.ndarray
     n: int
+    features: np.ndarray | None = None
 
     @classmethod
     def from_features(cls, features: np.ndarray) -> FeatureStats:
         feats = np.asarray(features, dtype=np.float64)
         if feats.ndim != 2 or len(feats) < 2:
             raise ValueError(f"need at least 2 feature vectors (N, D), got shape {feats.shape}")
-        return cls(feats.mean(axis=0), np.cov(feats, rowvar=False), len(feats))
+        return cls(feats.mean(axis=0), np.cov(feats, rowvar=False), len(feats), feats.astype(np.float32))
 
     def save(self, path: str | Path) -> Path:
         """Written to a temporary file beside `path`, then renamed: a reader never sees half a file."""
         with atomic_write(path) as f:  # a file object: np.savez would otherwise append ".npz" to the name
-            np.savez(f, mean=self.mean, cov=self.cov, n=np.int64(self.n))
+            extra = {} if self.features is None else {"features": self.features}
+            np.savez(f, mean=self.mean, cov=self.cov, n=np.int64(self.n), **extra)
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureStats:
         with np.load(path, allow_pickle=False) as data:
-            return cls(data["mean"], data["cov"], int(data["n"]))
+            features = data["features"] if "features" in data.files else None
+            return cls(data["mean"], data["cov"], int(data["n"]), features)
 
 
 def _nonnegative_eigvals(symmetric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -136,6 +140,8 @@ class FVDResult:
     resolution: int | str
     detector: dict[str, Any] = field(default_factory=dict)
     real_stats_cached: bool = False
+    real_features: np.ndarray | None = field(default=None, repr=False)  # (n_real, D): for bootstrap intervals
+    fake_features: np.ndarray | None = field(default=None, repr=False)  # (n_fake, D), in the generated order
 
     def as_dict(self) -> dict[str, Any]:
         """Flat record for metrics files: fvd, protocol, n_real, n_fake, frames, resolution, detector, ..."""
@@ -212,7 +218,9 @@ def real_stats(
     Returns (stats, came_from_cache). A cache hit never touches `clips`, so lazy decoding is skipped too.
     """
     key = StatsCache.key(data_key, protocol, extractor.describe()) if data_key and cache else None
-    if key and (hit := cache.get(key)) is not None:
+    if (
+        key and (hit := cache.get(key)) is not None and hit.features is not None
+    ):  # older entries lack features
         return hit, True
     stats = FeatureStats.from_features(
         extractor.extract(clips_with_frames(clips, protocol.frames), protocol.n_real)
@@ -253,6 +261,8 @@ def compute_fvd(
         resolution=_resolution(shapes[0]),
         detector=extractor.describe(),
         real_stats_cached=cached,
+        real_features=real.features,
+        fake_features=fake.features,
     )
 
 
