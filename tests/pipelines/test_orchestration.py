@@ -268,7 +268,9 @@ def retrain_runs(
 ) -> dict[str, Any]:
     # The models of pvdm/full become the champion (the first model is promoted), as a retrain would have done.
     client = mlflow_client(project)
-    first = promotion.promote_if_better(parent_run(client, full_runs["completed"][2]).info.run_id, client)
+    first = promotion.promote_if_better(
+        parent_run(client, full_runs["completed"][2]).info.run_id, client, root=project
+    )
     bucket = s3_server.new_bucket("videos")
     new = tmp_path_factory.mktemp("new-videos")
     for path in generate_videos(new, 2, size=32, frames=48, fps=8, seed=7):
@@ -316,14 +318,21 @@ def test_retrain_ingests_new_videos_and_promotes_by_the_fvd_rule(
         retrain_runs["models_before"],
         retrain_runs["models_after"],
     )
-    new_fvd = json.loads((project / "metrics" / "eval.json").read_text())["fvd_16"]
-    expected = promotion.PROMOTED if new_fvd < champion_fvd else promotion.KEPT
+    evaluation = json.loads((project / "metrics" / "eval.json").read_text())
+    new_fvd = evaluation["fvd_16"]
     version = client.get_model_version(promotion.DIFFUSION, "2")
     assert version.run_id in {
         r.info.run_id for r in promotion.stage_runs(client, parent.info.run_id).values()
     }
+    # Noise-aware: promoted only when the whole paired-bootstrap interval of the difference lies below -margin.
+    low, high = json.loads(version.tags["pvdm.fvd_16_difference_ci"])
+    assert low <= float(version.tags["pvdm.fvd_16_difference"]) <= high
+    expected = promotion.PROMOTED if high < 0 else promotion.KEPT  # the default margin is 0
     assert version.tags["pvdm.decision"] == expected and float(version.tags["pvdm.fvd_16"]) == new_fvd
+    # The champion's score is on the challenger's evaluation set: the set did not move with the new videos.
+    assert version.tags["pvdm.eval_set_sha256"] == evaluation["eval_set_sha256"]
     assert float(version.tags["pvdm.champion_fvd_16"]) == champion_fvd
+    assert "paired-bootstrap" in version.tags["pvdm.promotion_rule"]
     assert client.get_model_version(promotion.AUTOENCODER, "2").tags["pvdm.decision"] == expected
     assert parent.data.tags["pvdm.decision"] == expected and float(parent.data.tags["pvdm.fvd_16"]) == new_fvd
     champion = "2" if expected == promotion.PROMOTED else "1"
