@@ -139,8 +139,13 @@ def main() -> None:
 
 
 def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Float tensors as float16 (their values are float16 values: exact), others as they are."""
-    return {k: v.detach().half() if v.is_floating_point() else v.detach().clone() for k, v in state.items()}
+    """Float tensors whose values float16 holds exactly (the rounded weights, zero buffers) as float16; the rest
+    (e.g. rotary frequency buffers the official code computed) as they are."""
+
+    def exact(v: torch.Tensor) -> bool:
+        return v.is_floating_point() and torch.equal(v.half().float(), v.float())
+
+    return {k: v.detach().half() if exact(v) else v.detach().clone() for k, v in state.items()}
 
 
 # --- the official UNet and its DDIM sampler ------------------------------------------------------------------

@@ -20,7 +20,12 @@ from pvdm.config.diffusion import DiffusionConfig
 from pvdm.diffusion.samplers import ddim_sample, guided, sampling_timesteps
 from pvdm.families.registry import build_denoiser, load_diffusion
 from pvdm.families.triplane.config import OfficialUNetSizes, TriplaneUNetConfig
-from pvdm.importing import WeightImportError, import_pvdm_diffusion, infer_pvdm_diffusion
+from pvdm.importing import (
+    WeightImportError,
+    import_pvdm_diffusion,
+    infer_pvdm_diffusion,
+    official_denoiser_state,
+)
 from pvdm.models.latent import LatentShape, triplane_spec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "official"
@@ -113,7 +118,7 @@ SIZES = [
     dict(model_channels=32, channel_mult=[1, 2, 3], num_res_blocks=2, attention_resolutions=[1, 4]),
     dict(model_channels=64, channel_mult=[1], num_res_blocks=3, attention_resolutions=[], num_heads=4,
          use_scale_shift_norm=False),
-    dict(model_channels=32, channel_mult=[2, 1], num_res_blocks=1, attention_resolutions=[2],
+    dict(model_channels=32, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2],
          official=dict(resblock_updown=False)),
     dict(model_channels=32, channel_mult=[1, 1], num_res_blocks=2, attention_resolutions=[1, 2],
          official=dict(cond_model=False)),
@@ -126,10 +131,10 @@ def test_sizes_are_read_from_the_tensors_at_any_size(sizes: dict, tmp_path: Path
     latent = LatentShape(3, 8, 8, 8)
     torch.manual_seed(0)
     model = build_denoiser(DiffusionConfig(denoiser=cfg), triplane_spec(latent))
-    assert infer_pvdm_diffusion(official_denoiser(model), heads=cfg.num_heads) == cfg
-    done = import_pvdm_diffusion(
-        official_file(tmp_path, official_denoiser(model)), tmp_path / "d.pt", latent, cfg.num_heads
-    )
+    state = official_denoiser(model)
+    assert infer_pvdm_diffusion(official_denoiser_state(state), heads=cfg.num_heads) == cfg
+    done = import_pvdm_diffusion(official_file(tmp_path, state), tmp_path / "d.pt", latent, cfg.num_heads)
+    model.load_state_dict(official_denoiser_state(state))
     reloaded = load_diffusion(load_checkpoint(done.path)).model
     z, cond = torch.randn(2, 3, latent.length), torch.randn(2, 3, latent.length)
     with torch.no_grad():

@@ -182,6 +182,8 @@ class TriplaneUNetConfig(ModelSpec):
                     f"layout official: norm_groups ({self.norm_groups}) must divide every level's channels "
                     f"(model_channels {self.model_channels} x mult {mult})"
                 )
+        if self.channel_mult[0] != 1:  # its last conv takes model_channels whatever the first level's width
+            raise ValueError(f"layout official: channel_mult must start with 1 (got {self.channel_mult})")
         if self.num_classes:
             raise ValueError("layout official: num_classes must be 0 (the official PVDM UNet has no classes)")
 
