@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from pvdm.checkpoint import load_checkpoint
 from pvdm.cli import main
 from pvdm.config.diffusion import DiffusionConfig
+from pvdm.data.video import probe
 from pvdm.diffusion.samplers import ddim_sample, guided, sampling_timesteps
 from pvdm.families.registry import build_denoiser, load_diffusion
 from pvdm.families.triplane.config import OfficialUNetSizes, TriplaneUNetConfig
@@ -181,3 +182,38 @@ def test_wrong_checkpoints_fail_with_one_clear_error(fx: dict, tmp_path: Path) -
         import_pvdm_diffusion(
             official_file(tmp_path, fx["state_dict"]), tmp_path / "d.pt", LatentShape(4, 8, 2, 2)
         )
+
+
+def test_imported_pair_samples_one_clip_and_long_videos(tmp_path: Path) -> None:
+    """The official autoencoder and denoiser imported together: `pvdm sample` draws a clip and, clip by clip
+    (Algorithm 1, the previous clip's latent as the condition), a 128-frame video."""
+    ae = torch.load(FIXTURES / "pvdm_ae_small.pt", weights_only=True)["state_dict"]
+    ae_file = official_file(tmp_path, {k: v.float() for k, v in ae.items()}, "model_last.pth")
+    latent = LatentShape(4, 16, 3, 3)  # 24 x 24 at patch 8: planes 3 x 3 and 16 x 3 (one level: 3 is odd)
+    cfg = TriplaneUNetConfig(layout="official", model_channels=32, channel_mult=[1], num_res_blocks=1)
+    torch.manual_seed(0)
+    unet = build_denoiser(DiffusionConfig(denoiser=cfg), triplane_spec(latent))
+    unet_file = official_file(tmp_path, official_denoiser(unet))
+    models, runner = tmp_path / "models", CliRunner()
+    args = [
+        "import",
+        "--pvdm-autoencoder",
+        str(ae_file),
+        "--pvdm-diffusion",
+        str(unet_file),
+        "--out",
+        str(models),
+    ]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "latents: 16 frames, 3 x 3 planes" in result.output
+    for frames in ("16", "128"):
+        out = tmp_path / f"v{frames}.mp4"
+        sample = ["sample", "--autoencoder", str(models / "autoencoder.pt"), "--diffusion",
+                  str(models / "diffusion.pt"), "--frames", frames, "--steps", "2", "--eta", "1",
+                  "--out", str(out), "--device", "cpu"]  # fmt: skip
+        result = runner.invoke(main, sample)
+        assert result.exit_code == 0, result.output
+        assert f"({int(frames) // 16} clip(s) each)" in result.output
+        info = probe(out)
+        assert (info.frames, info.width, info.height) == (int(frames), 24, 24)
