@@ -204,6 +204,7 @@ class TriplaneUNetConfig(ModelSpec):
 register_family(
     Family(
         "PVDM", "triplane", "triplane_unet", order=0,
-        presets={"demo": "params.yaml", "paper-s": "params/pvdm-s.yaml", "paper-l": "params/pvdm-l.yaml"},
+        presets={"demo": "params.yaml", "paper-s": "params/pvdm-s.yaml", "paper-l": "params/pvdm-l.yaml",
+                 "official": "params/pvdm-official.yaml"},
     )
 )  # fmt: skip
