@@ -69,10 +69,16 @@ def build(vit, args: argparse.Namespace) -> torch.nn.Module:  # noqa: ANN001
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
+            p.copy_(
+                p.half().float()
+            )  # values a float16 holds: the fixture stores the weights in half the bytes
     return model.eval()
 
 
 def main() -> None:
+    if "--unet" in sys.argv:
+        sys.argv.remove("--unet")
+        return unet_main()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--official", type=Path, required=True, help="local checkout of sihyun-yu/PVDM")
     p.add_argument("--out", type=Path, required=True)
@@ -116,7 +122,7 @@ def main() -> None:
         config |= {"encoder_depth": 8, "decoder_depth": 8, "heads": 8, "head_dim": 64}
         config |= {"projection_depth": 4, "projection_mlp": 512}
     fixture = {
-        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "state_dict": _half(model.state_dict()),
         "input": x.half(),
         "latent": latent,
         "reconstruction": recon,
@@ -130,6 +136,93 @@ def main() -> None:
         f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB, {n} weights): latent {tuple(latent.shape)}, "
     )
     print(f"reconstruction {tuple(recon.shape)} from {source}; config {config}")
+
+
+def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Float tensors whose values float16 holds exactly (the rounded weights, zero buffers) as float16; the rest
+    (e.g. rotary frequency buffers the official code computed) as they are."""
+
+    def exact(v: torch.Tensor) -> bool:
+        return v.is_floating_point() and torch.equal(v.half().float(), v.float())
+
+    return {k: v.detach().half() if exact(v) else v.detach().clone() for k, v in state.items()}
+
+
+# --- the official UNet and its DDIM sampler ------------------------------------------------------------------
+
+
+def unet_main() -> None:
+    """`--unet`: the official UNetModel (models/ddpm/unet.py) in the official DiffusionWrapper, at a small size, its
+    output on fixed (x_t, t, condition), and short DDIM trajectories of the official
+    DDPM sampler (losses/ddpm.py, as evals/eval.py builds it: w 0, eta 1) from seeded noise."""
+    p = argparse.ArgumentParser(description="fixture of the official PVDM UNet and DDIM sampler")
+    p.add_argument("--official", type=Path, required=True, help="local checkout of sihyun-yu/PVDM")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--model-channels", type=int, default=32, help="a multiple of 32 (the official GroupNorm32)"
+    )
+    p.add_argument("--channel-mult", type=int, nargs="+", default=[1, 1])
+    p.add_argument("--num-res-blocks", type=int, default=1)
+    p.add_argument("--attention-resolutions", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--num-heads", type=int, default=8, help="the official 8 (pvdm import assumes it)")
+    p.add_argument("--in-channels", type=int, default=4)
+    p.add_argument("--no-scale-shift", action="store_true")
+    p.add_argument("--no-resblock-updown", action="store_true")
+    p.add_argument("--steps", type=int, default=4, help="DDIM steps of the trajectories")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--full-precision", action="store_true", help="keep fp32 weights (a check outside the tests)"
+    )
+    args = p.parse_args()
+    checkout = args.official.resolve()
+    if not (checkout / "models" / "ddpm" / "unet.py").is_file():
+        sys.exit(f"{checkout}: not a checkout of sihyun-yu/PVDM (no models/ddpm/unet.py)")
+    sys.path.insert(0, str(checkout))
+    from losses.ddpm import DDPM
+    from models.ddpm.unet import DiffusionWrapper, UNetModel
+
+    config = {k: v for k, v in vars(args).items() if k not in ("official", "out")}
+    torch.manual_seed(args.seed)
+    unet = UNetModel(
+        image_size=32, in_channels=args.in_channels, out_channels=args.in_channels,
+        model_channels=args.model_channels, attention_resolutions=args.attention_resolutions,
+        num_res_blocks=args.num_res_blocks, channel_mult=args.channel_mult, num_heads=args.num_heads,
+        use_scale_shift_norm=not args.no_scale_shift, resblock_updown=not args.no_resblock_updown, cond_model=True,
+    )  # fmt: skip
+    model = DiffusionWrapper(unet).eval()  # what the official trainer saves: keys `diffusion_model.*`
+    with torch.no_grad():
+        for (
+            param
+        ) in model.parameters():  # zero-initialised outputs and unit norms would hide a swapped tensor
+            param.add_(0.05 * torch.randn_like(param))
+            if not args.full_precision:
+                param.copy_(param.half().float())
+    g = torch.Generator().manual_seed(args.seed + 1)
+    shape = (args.batch, args.in_channels, 2048)  # the official forward hard-codes 32 x 32 and 16 x 32 planes
+    x_t = (torch.randn(shape, generator=g) * 1.5).half().float()
+    cond = (torch.rand(shape, generator=g) * 2 - 1).half().float()
+    t = torch.tensor([999, 137][: args.batch] + [500] * max(args.batch - 2, 0))
+    with torch.no_grad():
+        eps_cond = model(x_t, cond, t)  # the null condition (None) is checked by the ddim_null trajectory
+        ddpm = DDPM(
+            model, channels=args.in_channels, sampling_timesteps=args.steps, w=0.0
+        )  # as evals/eval.py
+        torch.manual_seed(args.seed + 2)
+        ddim_null = ddpm.sample(batch_size=args.batch)
+        torch.manual_seed(args.seed + 3)
+        ddim_cond = ddpm.sample(batch_size=args.batch, cond=cond)
+    state = model.state_dict()
+    fixture = {
+        "state_dict": {k: v.clone() for k, v in state.items()} if args.full_precision else _half(state),
+        "x_t": x_t.half(), "cond": cond.half(), "t": t, "eps_cond": eps_cond,
+        "ddim_seeds": [args.seed + 2, args.seed + 3], "ddim_null": ddim_null, "ddim_cond": ddim_cond,
+        "config": config,
+    }  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(fixture, args.out)
+    n = sum(v.numel() for v in state.values())
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB, {n} weights); config {config}")
 
 
 if __name__ == "__main__":

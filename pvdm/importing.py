@@ -20,8 +20,17 @@ from pydantic import ValidationError
 from pvdm.checkpoint import save_checkpoint
 from pvdm.config.autoencoder import AutoencoderConfig
 from pvdm.config.data import DataConfig
-from pvdm.families.registry import autoencoder_record, build_autoencoder
-from pvdm.families.triplane.config import OfficialAESizes, TriplaneAEConfig
+from pvdm.config.diffusion import DiffusionConfig, DiffusionTrainConfig, ProcessConfig
+from pvdm.diffusion.ema import EMA
+from pvdm.families.registry import autoencoder_record, build_autoencoder, build_denoiser, denoiser_record
+from pvdm.families.roles import LatentSpec
+from pvdm.families.triplane.config import (
+    OfficialAESizes,
+    OfficialUNetSizes,
+    TriplaneAEConfig,
+    TriplaneUNetConfig,
+)
+from pvdm.models.latent import LatentShape, triplane_shape, triplane_spec
 
 WRAPPER_KEYS = (
     "state_dict",
@@ -45,6 +54,14 @@ class ImportedModel:
     path: Path
     autoencoder: AutoencoderConfig
     data: DataConfig
+    assumed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImportedDenoiser:
+    path: Path
+    diffusion: DiffusionConfig
+    latent: LatentShape
     assumed: tuple[str, ...]
 
 
@@ -146,7 +163,11 @@ def _read_sizes(state: dict[str, torch.Tensor]) -> tuple[TriplaneAEConfig, DataC
     return model, data
 
 
-def check_keys(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> None:
+def check_keys(
+    expected: dict[str, torch.Tensor],
+    found: dict[str, torch.Tensor],
+    what: str = "the official PVDM autoencoder",
+) -> None:
     """One error naming every missing, extra and misshapen tensor (what load_state_dict(strict=True) checks)."""
     problems = []
     if missing := sorted(set(expected) - set(found)):
@@ -161,9 +182,7 @@ def check_keys(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]
     if wrong:
         problems.append(f"misshapen {', '.join(wrong)}")
     if problems:
-        raise WeightImportError(
-            "the checkpoint does not fit the official PVDM autoencoder: " + "; ".join(problems)
-        )
+        raise WeightImportError(f"the checkpoint does not fit {what}: " + "; ".join(problems))
 
 
 def import_pvdm_autoencoder(source: Path, out: Path) -> ImportedModel:
@@ -178,3 +197,171 @@ def import_pvdm_autoencoder(source: Path, out: Path) -> ImportedModel:
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, payload)
     return ImportedModel(out, cfg, data, (ASSUMED,))
+
+
+# --- the official PVDM denoiser -------------------------------------------------------------------------------
+
+# The official trainer saves `DiffusionWrapper.state_dict()` (keys `diffusion_model.*`; tools/trainer.py), the DDPM
+# criterion would add `model.`: both are removed, in that order, when every key has them.
+DIFFUSION_PREFIXES = ("model.", "diffusion_model.")
+# The official UNetModel.forward hard-codes these planes (32 x 32 and 16 x 32: 2,048 positions, its `zeros` buffer).
+OFFICIAL_PLANES = {"frames": 16, "height": 32, "width": 32}
+OFFICIAL_HEADS = (
+    8  # configs/latent-diffusion/base.yaml; a checkpoint cannot say how its widths split into heads
+)
+
+
+# The one official name pvdm's module does not use: pvdm's diffusion checkpoints call it embed.time (official_unet).
+DIFFUSION_RENAMES = (("time_embed.", "embed.time."),)
+
+
+def official_denoiser_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The UNet's keys as pvdm's module names them: the official wrapper prefixes removed, time_embed renamed."""
+    for prefix in DIFFUSION_PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    out = {}
+    for key, value in state.items():
+        for old, new in DIFFUSION_RENAMES:
+            if key.startswith(old):
+                key = new + key[len(old) :]
+        out[key] = value
+    return out
+
+
+def _first_upsample(state: dict[str, torch.Tensor], n_out: int) -> int | None:
+    """Index of the first output block that ends with an upsample (a second res block or an `Upsample` conv)."""
+    for j in range(n_out):
+        for k in (1, 2):
+            if (
+                f"output_blocks.{j}.{k}.in_layers.0.weight" in state
+                or f"output_blocks.{j}.{k}.conv.weight" in state
+            ):
+                return j
+    return None
+
+
+DENOISER_SIZE_KEYS = ("embed.time.0.weight", "input_blocks.0.0.weight", "out.2.weight")
+
+
+def infer_pvdm_diffusion(state: dict[str, torch.Tensor], heads: int = OFFICIAL_HEADS) -> TriplaneUNetConfig:
+    """The official UNet's sizes, read from its tensors (docs/official-weights.md says which); `heads` is not in
+    them (the official 8 by default)."""
+    missing = [k for k in DENOISER_SIZE_KEYS if k not in state]
+    if missing:
+        raise WeightImportError(f"not an official PVDM diffusion model: missing {', '.join(missing)}")
+    ch = _shape(state, "embed.time.0.weight")[1]
+    n_out = _depth(state, "output_blocks.")
+    up = _first_upsample(state, n_out)
+    per_level = (up + 1) if up is not None else n_out  # output blocks per level: num_res_blocks + 1
+    if per_level < 2 or n_out % per_level:
+        raise WeightImportError(
+            f"the output blocks ({n_out}) do not form levels of num_res_blocks + 1 (first upsample at {up})"
+        )
+    res_blocks, levels = per_level - 1, n_out // per_level
+    first = [1 + level * per_level for level in range(levels)]  # each level's first input block
+    widths = [_shape(state, f"input_blocks.{i}.0.in_layers.2.weight")[0] for i in first if
+              f"input_blocks.{i}.0.in_layers.2.weight" in state]  # fmt: skip
+    if len(widths) != levels or any(w % ch for w in widths):
+        raise WeightImportError(f"the input blocks' widths {widths} are not multiples of model_channels {ch}")
+    emb_out = _shape(state, "input_blocks.1.0.emb_layers.1.weight")[0]
+    down = f"input_blocks.{per_level}.0."
+    sizes = OfficialUNetSizes(
+        cond_model="zeros" in state,
+        resblock_updown=levels == 1 or down + "in_layers.0.weight" in state,
+        conv_resample=levels == 1 or down + "in_layers.0.weight" in state or down + "op.weight" in state,
+    )
+    try:
+        return TriplaneUNetConfig(
+            layout="official",
+            model_channels=ch,
+            channel_mult=[w // ch for w in widths],
+            num_res_blocks=res_blocks,
+            attention_resolutions=[
+                2**lv for lv, i in enumerate(first) if f"input_blocks.{i}.1.qkv.weight" in state
+            ],
+            num_heads=heads,
+            use_scale_shift_norm=emb_out == 2 * widths[0],
+            official=sizes,
+        )
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise WeightImportError(f"the tensors give no valid official PVDM UNet: {problems}") from None
+
+
+def official_latent(state: dict[str, torch.Tensor], latent: LatentShape | None) -> LatentShape:
+    """The latent the denoiser runs on: `latent` (the paired autoencoder's) or the official code's fixed planes;
+    its channels and, with a condition, its length must be the checkpoint's."""
+    channels = _shape(state, "out.2.weight")[0]
+    shape = latent or LatentShape(channels, **OFFICIAL_PLANES)
+    if shape.channels != channels:
+        raise WeightImportError(
+            f"the denoiser predicts {channels} latent channels, the autoencoder makes {shape.channels}"
+        )
+    if "zeros" in state and _shape(state, "zeros")[-1] != shape.length:
+        raise WeightImportError(
+            f"the denoiser's condition buffer `zeros` has {_shape(state, 'zeros')[-1]} positions, the latents "
+            f"{shape.length} ({shape.frames} frames, {shape.height} x {shape.width} planes)"
+            + ("" if latent else ": import the matching autoencoder with it (--pvdm-autoencoder)")
+        )
+    return shape
+
+
+def official_process() -> tuple[ProcessConfig, DiffusionTrainConfig]:
+    """The official diffusion process (configs/latent-diffusion/base.yaml, losses/ddpm.py, tools/trainer.py,
+    exps/diffusion.py): 1000 steps, LDM linear betas 0.0015 -> 0.0195, eps, x0 clipped to [-1, 1], the official
+    sampler convention; lambda 0.3, EMA every 25 steps (docs/official-weights.md has the lines)."""
+    process = ProcessConfig(
+        timesteps=1000,
+        schedule="linear",
+        beta_start=0.0015,
+        beta_end=0.0195,
+        clip_x0=True,
+        convention="official",
+    )
+    return process, DiffusionTrainConfig(cond_prob=0.3, ema_every=25, ema_decay=0.9999)
+
+
+def import_pvdm_diffusion(
+    source: Path, out: Path, latent: LatentShape | None = None, heads: int = OFFICIAL_HEADS
+) -> ImportedDenoiser:
+    """Read an official PVDM diffusion checkpoint (model_{step}.pth or ema_model_{step}.pth) and write it to `out`
+    as a pvdm diffusion checkpoint; its weights are both the model's and the EMA's (the file is one of them)."""
+    state = official_denoiser_state(read_state_dict(source))
+    unet = infer_pvdm_diffusion(state, heads)
+    shape = official_latent(state, latent)
+    process, train = official_process()
+    cfg = DiffusionConfig(denoiser=unet, process=process, train=train)
+    spec = triplane_spec(shape)
+    if reason := unet.accepts(spec):
+        raise WeightImportError(reason)
+    with torch.device("meta"):  # the expected tensors, at no cost (the paper's UNet has 528 M parameters)
+        expected = build_denoiser(cfg, spec).state_dict()
+    check_keys(expected, state, "the official PVDM UNet")
+    model = build_denoiser(cfg, spec)
+    model.load_state_dict(state, strict=True)
+    ema = EMA(model, decay=train.ema_decay, warmup=train.ema_warmup)
+    payload = denoiser_record(cfg, spec) | {"step": 0, "model": model.state_dict(), "ema": ema.state_dict()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, payload)
+    assumed = (
+        f"attention heads: {heads} (the official base.yaml's; a checkpoint cannot say how widths split)",
+    )
+    if latent is None:
+        assumed += ("latents: 16 frames of 32 x 32 planes (the official UNet's hard-coded planes)",)
+    return ImportedDenoiser(out, cfg, shape, assumed)
+
+
+def autoencoder_latent(path: Path) -> LatentShape:
+    """The latent shape a pvdm autoencoder checkpoint makes, from its record alone (no weights built)."""
+    from pvdm.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(path)
+    if payload.get("kind") != "autoencoder":
+        raise WeightImportError(f"{path}: not a pvdm autoencoder checkpoint")
+    cfg = AutoencoderConfig.model_validate(payload["config"]["autoencoder"])
+    spec: LatentSpec = cfg.model.latent_spec(DataConfig.model_validate(payload["config"]["data"]))
+    try:
+        return triplane_shape(spec)
+    except ValueError as err:
+        raise WeightImportError(f"{path}: {err}") from None

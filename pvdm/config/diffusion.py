@@ -52,6 +52,13 @@ class ProcessConfig(StrictModel):
         True,
         description="clip predicted x0 to the latents' bound while sampling (the LatentSpec's; none: no clip)",
     )
+    convention: Literal["pvdm", "official"] = Field(
+        "pvdm",
+        description="how samplers walk the chain: pvdm (timesteps ceil((i + 1) T / steps) - 1; DDIM uses the eps "
+        "consistent with the clipped x0); official: the official PVDM sampler's (losses/ddpm.py ddim_sample: "
+        "truncated float linspace timesteps, the network's own eps after the clip), what `pvdm import "
+        "--pvdm-diffusion` writes. Differs only when steps does not divide T, or x0 is clipped",
+    )
 
     @model_validator(mode="after")
     def _betas_increase(self) -> ProcessConfig:

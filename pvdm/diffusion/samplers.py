@@ -90,10 +90,17 @@ def class_guided(model: DenoiserFn, label: torch.Tensor | None, w: float = 1.0) 
     )(x, t)
 
 
-def sampling_timesteps(num_timesteps: int, steps: int) -> list[int]:
-    """Descending timesteps t_i = ceil((i + 1) * T / steps) - 1: T - 1 first, every one when steps == T."""
+def sampling_timesteps(num_timesteps: int, steps: int, convention: str = "pvdm") -> list[int]:
+    """Descending timesteps t_i = ceil((i + 1) * T / steps) - 1: T - 1 first, every one when steps == T.
+
+    convention "official": the official PVDM DDIM's (losses/ddpm.py `ddim_sample`): float32
+    linspace(-1, T - 1, steps + 1) truncated to integers, -1 dropped. The same as pvdm's when steps divides T;
+    otherwise some timesteps are one lower (T = 1000, 400 steps: 998, 996, 993, ...)."""
     if not 1 <= steps <= num_timesteps:
         raise ValueError(f"steps must be in [1, {num_timesteps}] (got {steps})")
+    if convention == "official":
+        times = torch.linspace(-1, num_timesteps - 1, steps + 1, dtype=torch.float32).int().tolist()
+        return list(reversed(times[1:]))
     return [math.ceil((i + 1) * num_timesteps / steps) - 1 for i in reversed(range(steps))]
 
 
@@ -143,6 +150,7 @@ def ddim_step(
 
     x_s = sqrt(abar_s) x_0 + sqrt(1 - abar_s - sigma^2) eps + sigma z,
     sigma = eta * sqrt((1 - abar_s) / (1 - abar_t)) * sqrt(1 - abar_t / abar_s).
+    After clipping x_0 it uses the eps consistent with the clipped x_0, so the step stays on q's marginals.
     """
     x0 = predict_x0(x, eps, abar, x0_bound)
     if x0_bound is not None:
@@ -150,6 +158,34 @@ def ddim_step(
     sigma = eta * math.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
     direction = math.sqrt(max(1 - abar_prev - sigma**2, 0.0))
     return math.sqrt(abar_prev) * x0 + direction * eps + sigma * noise
+
+
+def official_ddim_step(
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    abar: float,
+    abar_prev: float,
+    noise: torch.Tensor,
+    eta: float,
+    x0_bound: float | None,
+) -> torch.Tensor:
+    """The official PVDM DDIM step (losses/ddpm.py `ddim_sample`), the same equation as ddim_step but: the
+    network's own eps is kept after x_0 is clipped, and the arithmetic is the official one, in float32 tensors
+    (coefficients computed in float64 and rounded, as its buffers are), so trajectories agree to float32 rounding.
+    """
+
+    def f32(v: float) -> torch.Tensor:
+        return torch.tensor(v, dtype=torch.float32, device=x.device)
+
+    x0 = f32(math.sqrt(1.0 / abar)) * x - f32(math.sqrt(1.0 / abar - 1.0)) * eps
+    if x0_bound is not None:
+        x0 = x0.clamp(-x0_bound, x0_bound)
+    if abar_prev >= 1.0:  # the chain's end (t = -1): the official returns the predicted x_0
+        return x0
+    a, a_next = f32(abar), f32(abar_prev)
+    sigma = eta * ((1 - a / a_next) * (1 - a_next) / (1 - a)).sqrt()
+    c = (1 - a_next - sigma**2).sqrt()
+    return (x0 * a_next.sqrt() + c * eps + sigma * noise).to(x.dtype)
 
 
 StepFn = Callable[[torch.Tensor, torch.Tensor, float, float, torch.Tensor], torch.Tensor]
@@ -169,7 +205,7 @@ def _run_chain(
     """The loop both samplers share: x_T ~ N(0, I), then step_fn(x, eps, abar_t, abar_prev, noise) per timestep."""
     device = x_T.device if x_T is not None else generator.device
     x = x_T if x_T is not None else draw(tuple(shape), generator, device)
-    ts = sampling_timesteps(schedule.num_timesteps, steps)
+    ts = sampling_timesteps(schedule.num_timesteps, steps, schedule.convention)
     pairs = list(zip(ts, [*ts[1:], -1], strict=True))
     for i, (t, t_prev) in enumerate(tqdm(pairs, disable=not progress, desc="sampling")):
         t_batch = torch.full((x.shape[0],), t, device=device, dtype=torch.long)
@@ -219,8 +255,10 @@ def ddim_sample(
     progress: bool = False,
     callback: Callback | None = None,
 ) -> torch.Tensor:
-    """DDIM sampling, Song et al. 2021, eq. 12: deterministic for eta = 0, DDPM's posterior noise for eta = 1."""
-    step = partial(ddim_step, eta=eta, x0_bound=x0_bound)
+    """DDIM sampling, Song et al. 2021, eq. 12: deterministic for eta = 0, DDPM's posterior noise for eta = 1.
+    With the schedule's convention "official", the official PVDM sampler exactly (its timesteps, its eps)."""
+    step_fn = official_ddim_step if schedule.convention == "official" else ddim_step
+    step = partial(step_fn, eta=eta, x0_bound=x0_bound)
     return _run_chain(model_fn, shape, schedule, steps, generator, x_T, progress, step, callback)
 
 

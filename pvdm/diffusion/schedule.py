@@ -36,17 +36,21 @@ def cosine_betas(timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> t
 
 @dataclass(frozen=True)
 class NoiseSchedule:
-    """betas (T,) and their cumulative products, float64 on the CPU; index with 0-based timesteps."""
+    """betas (T,) and their cumulative products, float64 on the CPU; index with 0-based timesteps.
+
+    convention: how the samplers walk it (ProcessConfig.convention): "pvdm", or "official" (the official PVDM
+    sampler's timesteps and DDIM eps, pvdm.diffusion.samplers)."""
 
     betas: torch.Tensor
     alphas_cumprod: torch.Tensor
+    convention: str = "pvdm"
 
     @classmethod
-    def from_betas(cls, betas: torch.Tensor) -> NoiseSchedule:
+    def from_betas(cls, betas: torch.Tensor, convention: str = "pvdm") -> NoiseSchedule:
         betas = betas.to(torch.float64)
         if betas.ndim != 1 or not bool(((betas > 0) & (betas < 1)).all()):
             raise ValueError("betas must be a 1-D tensor with every value in (0, 1)")
-        return cls(betas=betas, alphas_cumprod=torch.cumprod(1 - betas, dim=0))
+        return cls(betas=betas, alphas_cumprod=torch.cumprod(1 - betas, dim=0), convention=convention)
 
     @property
     def num_timesteps(self) -> int:
@@ -69,4 +73,4 @@ def make_schedule(cfg: ProcessConfig) -> NoiseSchedule:
         betas = torch.linspace(cfg.beta_start, cfg.beta_end, cfg.timesteps, dtype=torch.float64)
     else:
         betas = cosine_betas(cfg.timesteps)
-    return NoiseSchedule.from_betas(betas)
+    return NoiseSchedule.from_betas(betas, cfg.convention)

@@ -329,9 +329,12 @@ def test_retrain_ingests_new_videos_and_promotes_by_the_fvd_rule(
     assert low <= float(version.tags["pvdm.fvd_16_difference"]) <= high
     expected = promotion.PROMOTED if high < 0 else promotion.KEPT  # the default margin is 0
     assert version.tags["pvdm.decision"] == expected and float(version.tags["pvdm.fvd_16"]) == new_fvd
-    # The champion's score is on the challenger's evaluation set: the set did not move with the new videos.
+    # This project's FVD reals are the train split (evaluate.real_split: train), which the new videos joined: the
+    # champion's recorded score is on another set, so it was scored again on the challenger's.
     assert version.tags["pvdm.eval_set_sha256"] == evaluation["eval_set_sha256"]
-    assert float(version.tags["pvdm.champion_fvd_16"]) == champion_fvd
+    assert evaluation["eval_set_sha256"] != retrain_runs["first"].eval_set_sha256
+    assert version.tags["pvdm.champion_rescored"] == "true"
+    assert float(version.tags["pvdm.champion_fvd_16"]) != champion_fvd
     assert "paired-bootstrap" in version.tags["pvdm.promotion_rule"]
     assert client.get_model_version(promotion.AUTOENCODER, "2").tags["pvdm.decision"] == expected
     assert parent.data.tags["pvdm.decision"] == expected and float(parent.data.tags["pvdm.fvd_16"]) == new_fvd

@@ -25,7 +25,9 @@ TOLERANCE = 1e-5  # fp32
 
 
 def fixture(name: str) -> dict:
-    return torch.load(FIXTURES / name, weights_only=True)
+    """A fixture, its weights as the float32 tensors the official code ran with (stored as float16 values)."""
+    fx = torch.load(FIXTURES / name, weights_only=True)
+    return fx | {"state_dict": {k: v.float() for k, v in fx["state_dict"].items()}}
 
 
 def official_file(tmp_path: Path, state: dict, prefix: str = "") -> Path:

@@ -211,4 +211,4 @@ def test_import_takes_exactly_one_checkpoint(tmp_path: Path) -> None:
     both = ["import", "--tats-vqgan", str(CKPT), "--pvdm-autoencoder", str(CKPT), "--out", str(tmp_path)]
     for args in (both, ["import", "--out", str(tmp_path)]):
         result = CliRunner().invoke(main, args)
-        assert result.exit_code == 2 and "give one checkpoint" in result.output
+        assert result.exit_code == 2 and "give one checkpoint" in result.output, result.output

@@ -20,6 +20,11 @@ def build_triplane_autoencoder(cfg: TriplaneAEConfig, data: DataConfig) -> Video
 
 def build_triplane_unet(cfg: TriplaneUNetConfig, spec: LatentSpec):  # noqa: ANN201 (TriplaneUNet)
     from pvdm.models.latent import triplane_shape
+
+    if cfg.layout == "official":
+        from pvdm.families.triplane.official_unet import OfficialTriplaneUNet
+
+        return OfficialTriplaneUNet(cfg, triplane_shape(spec))
     from pvdm.models.unet import TriplaneUNet
 
     return TriplaneUNet(cfg, triplane_shape(spec))

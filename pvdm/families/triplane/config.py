@@ -18,7 +18,7 @@ from pvdm.config.diffusion import check_unet_shape
 from pvdm.config.models import ModelSpec, describe_latents, register_model_config
 from pvdm.families.catalog import Family, register_family
 from pvdm.families.roles import LatentSpec
-from pvdm.models.latent import LatentShape, is_triplane, triplane_spec
+from pvdm.models.latent import LatentShape, is_triplane, triplane_shape, triplane_spec
 
 
 class OfficialAESizes(StrictModel):
@@ -94,11 +94,36 @@ class TriplaneAEConfig(ModelSpec):
         return triplane_spec(LatentShape(self.latent_channels, data.frames, side, side))
 
 
+class OfficialUNetSizes(StrictModel):
+    """What only the official denoiser layout has (pvdm.families.triplane.official_unet); the defaults are
+    configs/latent-diffusion/base.yaml's. `pvdm import --pvdm-diffusion` reads all three from the tensors."""
+
+    cond_model: bool = Field(
+        True,
+        description="the previous clip's latent concatenated to z_t on channels (zeros: no condition), as the "
+        "official `cond_model: True`; false: an unconditional network (a condition given to it is ignored)",
+    )
+    resblock_updown: bool = Field(
+        True, description="resample inside res blocks (avg pool / nearest); false: separate resampling layers"
+    )
+    conv_resample: bool = Field(
+        True, description="resblock_updown false: a stride-2 conv down and a conv after the nearest upsample"
+    )
+
+
 @register_model_config("denoiser")
 class TriplaneUNetConfig(ModelSpec):
     """PVDM's denoiser: one 2D UNet shared by the three latent planes (pvdm.models.unet)."""
 
     type: Literal["triplane_unet"] = "triplane_unet"
+    layout: Literal["pvdm", "official"] = Field(
+        "pvdm",
+        description="pvdm: pvdm's network (pvdm.models.unet, attention_layout applies); official: the official "
+        "PVDM UNetModel weight for weight (pvdm.families.triplane.official_unet: joint attention after every "
+        "block, plane attention at attention_resolutions, res-block resampling, the condition on channels), "
+        "what `pvdm import --pvdm-diffusion` writes. plane_embedding, mid_attention, attention_layout and "
+        "activation_checkpointing do not apply to it",
+    )
     model_channels: int = Field(256, ge=1, description="channels at the first level")
     channel_mult: list[int] = Field(
         default_factory=lambda: [1, 2, 4, 4], min_length=1, description="channel multiplier per level"
@@ -133,23 +158,53 @@ class TriplaneUNetConfig(ModelSpec):
         ge=0,
         description="class labels the model is conditioned on (0: unconditional); one more = null class",
     )
+    official: OfficialUNetSizes = Field(
+        default_factory=OfficialUNetSizes,
+        description="layout official only: the switches pvdm's layout lacks",
+    )
 
     @model_validator(mode="after")
     def _shapes_are_consistent(self) -> TriplaneUNetConfig:
         every_level = [2**level for level in range(len(self.channel_mult))]
-        attended = every_level if self.attention_layout == "official" else self.attention_resolutions
+        official = self.attention_layout == "official" or self.layout == "official"
+        attended = every_level if official else self.attention_resolutions
         check_unet_shape(self.model_channels, self.channel_mult, self.num_heads, attended)
+        if self.layout == "official":
+            self._check_official()
         return self
+
+    def _check_official(self) -> None:
+        """The official network's own rules: GroupNorm groups divide every width exactly (no gcd fallback), no
+        classes (the official PVDM UNet has none)."""
+        for mult in self.channel_mult:
+            if (self.model_channels * mult) % self.norm_groups:
+                raise ValueError(
+                    f"layout official: norm_groups ({self.norm_groups}) must divide every level's channels "
+                    f"(model_channels {self.model_channels} x mult {mult})"
+                )
+        if self.channel_mult[0] != 1:  # its last conv takes model_channels whatever the first level's width
+            raise ValueError(f"layout official: channel_mult must start with 1 (got {self.channel_mult})")
+        if self.num_classes:
+            raise ValueError("layout official: num_classes must be 0 (the official PVDM UNet has no classes)")
 
     def accepts(self, spec: LatentSpec) -> str | None:
         if not is_triplane(spec):
             return f"triplane_unet models packed triplane latents (C, L), not {describe_latents(spec)}"
+        if self.layout == "official":
+            factor = 2 ** (len(self.channel_mult) - 1)
+            sides = sorted({side for plane in triplane_shape(spec).plane_shapes for side in plane})
+            if any(side % factor for side in sides):
+                return (
+                    f"layout official halves every plane exactly {len(self.channel_mult) - 1} times: plane sides "
+                    f"{sides} must be multiples of {factor}"
+                )
         return None
 
 
 register_family(
     Family(
         "PVDM", "triplane", "triplane_unet", order=0,
-        presets={"demo": "params.yaml", "paper-s": "params/pvdm-s.yaml", "paper-l": "params/pvdm-l.yaml"},
+        presets={"demo": "params.yaml", "paper-s": "params/pvdm-s.yaml", "paper-l": "params/pvdm-l.yaml",
+                 "official": "params/pvdm-official.yaml"},
     )
 )  # fmt: skip
