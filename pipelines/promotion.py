@@ -30,6 +30,7 @@ from pipelines.champion import AUTOENCODER, CHAMPION, DIFFUSION, ChampionError, 
 from pipelines.config import load_pipeline_params
 from pipelines.paths import current_root
 from pipelines.rescoring import Score, cache_score, cached_score, evaluated_score, rescore, score_key
+from pipelines.tracking import safe_tags
 from pvdm.config import Params
 from pvdm.evaluation import bootstrap_spec
 from pvdm.metrics.bootstrap import Interval, paired_difference
@@ -208,8 +209,9 @@ def promote_if_better(
     candidate = find_candidate(client, parent_run_id)
     if candidate is None:
         decision = Decision(NO_MODEL, "this run evaluated no pvdm-diffusion model (no fvd_16)")
-        client.set_tag(parent_run_id, "pvdm.decision", decision.outcome)
-        client.set_tag(parent_run_id, "pvdm.decision_reason", decision.reason)
+        tags = safe_tags({"pvdm.decision": decision.outcome, "pvdm.decision_reason": decision.reason})
+        for key, value in tags.items():
+            client.set_tag(parent_run_id, key, value)
         return decision
     decision = decide(client, candidate, root, params)
     if decision.promoted:
@@ -253,7 +255,7 @@ def decision_tags(decision: Decision) -> dict[str, str]:
 
 
 def record(client: MlflowClient, parent_run_id: str, decision: Decision) -> None:
-    tags = decision_tags(decision) | {"pvdm.pipeline_run_id": parent_run_id}
+    tags = safe_tags(decision_tags(decision) | {"pvdm.pipeline_run_id": parent_run_id})
     for name, version in decision.versions.items():
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from pipelines.champion import AUTOENCODER, CHECKPOINT_FILES, DIFFUSION, download_checkpoint
 from pipelines.stages.evaluate import FEATURES_ARTIFACT
 from pipelines.stages.sample import generate
+from pipelines.tracking import safe_tags
 from pvdm.config import Params
 from pvdm.data.clips import ClipStore
 from pvdm.data.layout import MANIFEST
@@ -80,7 +81,8 @@ def cached_score(version: ModelVersion, key: str) -> Score | None:
 
 
 def cache_score(client: MlflowClient, version: ModelVersion, key: str, score: Score) -> None:
-    client.set_model_version_tag(version.name, version.version, SCORE_TAG + key, json.dumps(asdict(score)))
+    (value,) = safe_tags({"score": json.dumps(asdict(score))}).values()
+    client.set_model_version_tag(version.name, version.version, SCORE_TAG + key, value)
 
 
 def rescore(

@@ -27,7 +27,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from pipelines.paths import ROOT
-from pvdm.redact import redact_value
+from pvdm.redact import redact, redact_value
 
 EXPERIMENT = os.environ.get("PVDM_EXPERIMENT", "pvdm")
 SECRET_WORDS = ("secret", "password", "token", "access_key", "credential")
@@ -67,6 +67,12 @@ def experiment_ui_url(server: str, experiment_id: str) -> str:
     return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
+def safe_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Tags as MLflow stores them (strings), with the credentials of any URL in them masked (pvdm.redact): every
+    tag pvdm sets on a run or a model version goes through here, as params go through `flatten`."""
+    return {key: redact(str(value)) for key, value in tags.items()}
+
+
 def log_dataset_input(name: str, source: Path, sha256: str, context: str = "training", **tags: str) -> None:
     """Log a data store the active run read as an MLflow dataset input (the runs table's Dataset column): its
     digest is the store's hash (the first 32 hex digits; all 64 in the `pvdm.sha256` tag)."""
@@ -75,9 +81,11 @@ def log_dataset_input(name: str, source: Path, sha256: str, context: str = "trai
 
     with warnings.catch_warnings():  # MLflow registers its local source twice and warns that it picked one
         warnings.simplefilter("ignore", UserWarning)
-        origin = resolve_dataset_source(str(source))  # LocalArtifactDatasetSource: type "local", the path
+        origin = resolve_dataset_source(
+            redact(str(source))
+        )  # LocalArtifactDatasetSource: type "local", the path
     dataset = MetaDataset(origin, name=name, digest=sha256[:DATASET_DIGEST_CHARS])
-    mlflow.log_input(dataset, context=context, tags={"pvdm.sha256": sha256, **tags})
+    mlflow.log_input(dataset, context=context, tags=safe_tags({"pvdm.sha256": sha256, **tags}))
 
 
 def git_commit(root: Path = ROOT) -> str:

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from pipelines.champion import AUTOENCODER, DIFFUSION, ChampionError, champion_checkpoint, champion_version
 from pipelines.config import PipelineParams
+from pipelines.tracking import safe_tags
 from pvdm.checkpoint import load_checkpoint
 from pvdm.config.training import CHAMPION, NO_INIT, TrainConfig
 from pvdm.families.registry import autoencoder_record
@@ -80,7 +81,7 @@ def lineage_tags(init: InitialWeights | None) -> dict[str, str]:
 
 
 def tag_run(init: InitialWeights | None) -> dict[str, str]:
-    tags = lineage_tags(init)
+    tags = safe_tags(lineage_tags(init))
     mlflow.set_tags(tags)
     return tags
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from pipelines.cluster import ClusterError, run_heavy
 from pipelines.stages.common import CLIPS, METRICS, MODELS, ROOT, SAMPLES, run_stage, write_json
-from pipelines.tracking import stage_run
+from pipelines.tracking import safe_tags, stage_run
 from pvdm.checkpoint import load_checkpoint
 from pvdm.config import EvaluateConfig, Params
 from pvdm.data.clips import ClipStore
@@ -59,7 +59,7 @@ def log_results(results: dict[str, Any], features: dict[str, np.ndarray]) -> Non
     metrics = {k: float(v) for k, v in results.items() if isinstance(v, int | float) and k != "eval_set_id"}
     low, high = results["fvd_16_ci"]
     mlflow.log_metrics(metrics | {"fvd_16_ci_low": low, "fvd_16_ci_high": high})
-    mlflow.set_tags({f"pvdm.{k}": str(results[k]) for k in TAGS if k in results})
+    mlflow.set_tags(safe_tags({f"pvdm.{k}": results[k] for k in TAGS if k in results}))
     mlflow.log_dict(results, "eval.json")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / FEATURES_ARTIFACT

@@ -11,6 +11,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from pipelines.stages.common import inference_payload
+from pipelines.tracking import safe_tags
 from pvdm.checkpoint import save_checkpoint
 
 PIP_REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}", "einops", "pvdm"]
@@ -37,6 +38,6 @@ def export_model(
     )
     version = str(info.registered_model_version)
     client = MlflowClient()
-    for key, value in (version_tags or {}).items():
+    for key, value in safe_tags(version_tags or {}).items():
         client.set_model_version_tag(registered_name, version, key, value)
     return version

@@ -96,3 +96,12 @@ def test_a_data_store_is_logged_as_a_dataset_input_with_its_hash(store: MlflowCl
     assert {t.key: t.value for t in first.tags} == {"pvdm.sha256": sha, "mlflow.data.context": "training"}
     assert json.loads(first.dataset.source) == {"uri": str(clips)} and first.dataset.source_type == "local"
     assert {t.key: t.value for t in second.tags}["mlflow.data.context"] == "source"
+
+
+def test_tags_pvdm_sets_have_url_credentials_masked() -> None:
+    from pipelines.tracking import safe_tags
+
+    tags = safe_tags(
+        {"pvdm.init_from": "s3://KEY:SECRET@bucket/ckpt.pt", "pvdm.fvd_16": 912.77, "plain": "v2"}
+    )
+    assert tags == {"pvdm.init_from": "s3://***@bucket/ckpt.pt", "pvdm.fvd_16": "912.77", "plain": "v2"}
