@@ -530,5 +530,8 @@ def _failure(report: PreprocessReport, cfg: PreprocessConfig) -> str:
             f"({report.rejected_fraction:.0%} > preprocess.max_rejected_fraction {cfg.max_rejected_fraction:.0%})"
         )
     if not report.validation.get("success", False):
-        return f"validation failed: {len(report.validation.get('failed', []))} expectations not met"
+        failed = report.validation.get("failed", [])
+        # The report's warnings often say why (an evaluation set whose videos are all gone empties the test split).
+        why = [w for w in report.warnings if "test split is empty" in w]
+        return f"validation failed: {len(failed)} expectations not met: " + "; ".join(failed[:3] + why)
     return ""

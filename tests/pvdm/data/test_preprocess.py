@@ -91,6 +91,11 @@ def _copy_videos(src: Path, dst: Path, names: list[str]) -> Path:
     return dst
 
 
+def _split_of_each_source(out: Path) -> dict[str, str]:
+    manifest = ClipStore(out).manifest
+    return dict(zip(manifest["source"], manifest["split"], strict=True))
+
+
 def test_reruns_decode_only_new_videos_and_drop_removed_ones(synthetic_raw: Path, tmp_path: Path) -> None:
     raw = _copy_videos(
         synthetic_raw, tmp_path / "raw", ["synth_0000.mp4", "synth_0001.mp4", "synth_0002.mp4"]
@@ -100,15 +105,39 @@ def test_reruns_decode_only_new_videos_and_drop_removed_ones(synthetic_raw: Path
     assert (first.decoded, first.reused, len(ClipStore(out))) == (3, 0, 15)
     again = run_preprocess(raw, out, TINY, cfg, progress=False)
     assert (again.decoded, again.reused) == (0, 3)
-    (raw / "synth_0000.mp4").unlink()
-    (raw / "synth_0001.mp4").rename(raw / "renamed.mp4")  # same content: its shard is reused
+    # Which videos the seeded rule holds out depends on their encoded bytes (the encoder differs between
+    # machines), so the test removes a train video and renames another: the frozen test set stays whole.
+    split = _split_of_each_source(out)
+    train = sorted(s for s, part in split.items() if part == "train")
+    assert train and len(train) < 3
+    removed, renamed = train[0], sorted(set(split) - {train[0]})[0]
+    (raw / removed).unlink()
+    (raw / renamed).rename(raw / "renamed.mp4")  # same content: its shard is reused, its split kept
     shutil.copyfile(synthetic_raw / "synth_0003.mp4", raw / "synth_0003.mp4")
     third = run_preprocess(raw, out, TINY, cfg, progress=False)
     assert (third.decoded, third.reused) == (1, 2)
-    store = ClipStore(out)
-    assert sorted(set(store.manifest["source"])) == ["renamed.mp4", "synth_0002.mp4", "synth_0003.mp4"]
+    kept = sorted(set(split) - {removed, renamed})
+    assert sorted(set(ClipStore(out).manifest["source"])) == sorted(["renamed.mp4", "synth_0003.mp4", *kept])
     assert len(list((out / "shards").glob("*.npy"))) == 3
-    assert set(store.manifest["split"]) == {"train", "test"}  # split stability itself: test_split_rules
+    after = _split_of_each_source(out)
+    assert after["renamed.mp4"] == split[renamed] and after["synth_0003.mp4"] == "train"  # the set is frozen
+
+
+def test_an_evaluation_set_whose_videos_are_all_gone_fails_and_says_how_to_draw_a_new_one(
+    synthetic_raw: Path, tmp_path: Path
+) -> None:
+    raw = _copy_videos(
+        synthetic_raw, tmp_path / "raw", ["synth_0000.mp4", "synth_0001.mp4", "synth_0002.mp4"]
+    )
+    out, cfg = tmp_path / "clips", PreprocessConfig(test_fraction=0.3, workers=1)
+    run_preprocess(raw, out, TINY, cfg, progress=False)
+    for source, part in _split_of_each_source(out).items():
+        if part == "test":
+            (raw / source).unlink()
+    with pytest.raises(PreprocessError, match="test split is empty; raise preprocess.eval_set_version"):
+        run_preprocess(raw, out, TINY, cfg, progress=False)
+    redrawn = run_preprocess(raw, out, TINY, cfg.model_copy(update={"eval_set_version": 2}), progress=False)
+    assert "test" in set(ClipStore(out).manifest["split"]) and redrawn.status == "ok"
 
 
 def test_new_cutting_rules_recut_every_video(synthetic_raw: Path, tmp_path: Path) -> None:
