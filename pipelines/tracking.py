@@ -31,9 +31,10 @@ from pvdm.redact import redact, redact_value
 
 EXPERIMENT = os.environ.get("PVDM_EXPERIMENT", "pvdm")
 SECRET_WORDS = ("secret", "password", "token", "access_key", "credential")
-# The experiment tag MLflow 3's UI reads for an experiment's kind; without it the UI opens pvdm's experiment on
-# its GenAI view (traces), where training runs are not shown. MLflow 3.17's UI also keeps a per-browser workflow
-# switch (GenAI / Machine learning, `?workflowType=machine_learning` in a link): see experiment_ui_url.
+# The experiment's kind, as MLflow 3 records it (it spares the UI's "what kind of experiment?" prompt). It does not
+# choose the view: MLflow 3.17's UI takes GenAI or model training from the link (`?workflowType=machine_learning`)
+# or the browser's saved switch, and a fresh browser opens `#/experiments/<id>` on the GenAI overview, where
+# training runs are not shown (seen in Chromium, tests/pipelines/test_mlflow_ui.py). Hence experiment_ui_url.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"
 # MLflow stores a dataset digest in 36 characters: the first 32 hex digits of a SHA-256 (128 bits) go there, the
