@@ -41,7 +41,9 @@ def seconds_per_resample(clips: int, timed: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clips", type=int, nargs="+", default=[32, 256, 2048])
     parser.add_argument("--timed", type=int, default=50, help="resamples actually timed per clip count")
     parser.add_argument("--resamples", type=int, default=1000, help="the count the table scales to")

@@ -93,7 +93,9 @@ def rescore(
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         _place_checkpoints(client, pair, work / "data" / "models", work / "download")
-        generate(work, work, params.sample, params.runtime.device)
+        # fvd_16 reads the 16-frame clips only; they are drawn before the long videos from the same generator,
+        # so skipping the long ones leaves every clip as the challenger's seeds drew it.
+        generate(work, work, params.sample.model_copy(update={"num_long_videos": 0}), params.runtime.device)
         cfg = params.evaluate
         store = ClipStore(root / "data" / "clips")
         extractor = I3DFeatureExtractor(
