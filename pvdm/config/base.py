@@ -18,6 +18,15 @@ class ConfigError(ValueError):
     """A params value is wrong. The message is one line per problem, each naming the key."""
 
 
+def inside_project(root: Path, value: str, key: str, flag: str, allow_outside: bool) -> Path:
+    """The file a params value names, resolved against the project `root`; a path that leads out of it (a symbolic
+    link included) is refused unless the setting `flag` allows it, so a params value cannot read ~/.aws."""
+    path = (root / value).resolve()  # an absolute `value` stays itself
+    if not allow_outside and not path.is_relative_to(root.resolve()):
+        raise ConfigError(f"{key}: {value!r} is outside the project {root}; copy it in, or set {flag}: true")
+    return path
+
+
 class StrictModel(BaseModel):
     """Unknown keys fail, values are not coerced from other types, instances are frozen, NaN and infinity are no
     number any setting can mean."""

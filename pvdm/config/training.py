@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pvdm.config.base import ConfigError, StrictModel
+from pvdm.config.base import StrictModel, inside_project
 
 NO_INIT = "none"
 CHAMPION = "champion"  # the registry's alias (resolved by the stage scripts, never by pvdm)
@@ -68,10 +68,5 @@ class TrainConfig(StrictModel):
         is refused like a path that does), None for `none` and `champion`."""
         if self.init_path_value is None:
             return None
-        path = (root / self.init_path_value).resolve()
-        if not self.allow_outside_project and not path.is_relative_to(root.resolve()):
-            raise ConfigError(
-                f"{key}: {self.init_from!r} is outside the project {root}; copy it in, or set "
-                "allow_outside_project: true beside it"
-            )
-        return path
+        flag = "allow_outside_project beside it"
+        return inside_project(root, self.init_path_value, key, flag, self.allow_outside_project)

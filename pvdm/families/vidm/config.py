@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pvdm.config.base import ConfigError, StrictModel
+from pvdm.config.base import ConfigError, StrictModel, inside_project
 from pvdm.config.diffusion import check_unet_shape
 from pvdm.config.models import ModelSpec, describe_latents, register_model_config
 from pvdm.families.catalog import Family, register_family
@@ -73,13 +73,10 @@ class FlowConfig(StrictModel):
         """The weights file resolved against the project root, refused outside it without the flag."""
         if self.weights is None:
             return None
-        path = (root / self.weights).resolve()
-        if not self.allow_outside_project and not path.is_relative_to(root.resolve()):
-            raise ConfigError(
-                f"diffusion.denoiser.flow.weights: {self.weights!r} is outside the project {root}; copy it in, or "
-                "set diffusion.denoiser.flow.allow_outside_project: true"
-            )
-        return path
+        key = "diffusion.denoiser.flow"
+        return inside_project(
+            root, self.weights, f"{key}.weights", f"{key}.allow_outside_project", self.allow_outside_project
+        )
 
 
 @register_model_config("denoiser")
