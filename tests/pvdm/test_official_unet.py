@@ -186,3 +186,35 @@ def test_imported_pair_samples_one_clip_and_long_videos(tmp_path: Path) -> None:
         assert f"({int(frames) // 16} clip(s) each)" in result.output
         info = probe(out)
         assert (info.frames, info.width, info.height) == (int(frames), 24, 24)
+
+
+def test_cli_refuses_an_existing_output_wrong_heads_and_foreign_files(tmp_path: Path) -> None:
+    """`pvdm import --pvdm-diffusion`'s error paths: each is one line that names the file and what to do."""
+    ae_file, unet_file = official_pair(tmp_path / "official")
+    models, runner = tmp_path / "models", CliRunner()
+
+    def attempt(source: Path, *extra: str) -> str:
+        result = runner.invoke(
+            main, ["import", "--pvdm-diffusion", str(source), "--out", str(models), *extra]
+        )
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+        return result.output.strip()
+
+    pair = ["--pvdm-autoencoder", str(ae_file), "--pvdm-diffusion", str(unet_file)]
+    assert runner.invoke(main, ["import", *pair, "--out", str(models)]).exit_code == 0
+    written = (models / "diffusion.pt").read_bytes()
+    assert attempt(unet_file) == (
+        f"Error: {models / 'diffusion.pt'} exists (a trained model?): pass --force to replace it, or --out DIR"
+    )
+    assert attempt(unet_file, "--force", "--diffusion-heads", "3") == (
+        f"Error: {unet_file}: 3 attention heads do not divide the UNet's widths [32] (read from the tensors): give "
+        "a head count that divides 32 (--diffusion-heads; the official 8 unless the authors changed it)"
+    )
+    junk = tmp_path / "notes.pth"
+    junk.write_text("not a checkpoint")
+    assert attempt(junk, "--force").startswith(f"Error: {junk}: not a readable weights-only checkpoint (")
+    assert attempt(ae_file, "--force") == (
+        f"Error: {ae_file}: not an official PVDM diffusion model: missing time_embed.0.weight, "
+        "input_blocks.0.0.weight, out.2.weight (it holds the official autoencoder's: --pvdm-autoencoder)"
+    )
+    assert (models / "diffusion.pt").read_bytes() == written  # no failed attempt touched the imported model
