@@ -24,11 +24,13 @@ import numpy as np
 import torch
 
 from pvdm.config.autoencoder import AEValidationConfig
+from pvdm.config.data import DataConfig
 from pvdm.config.evaluate import EvaluateConfig
 from pvdm.data.clips import ClipStore, from_model_tensor, to_model_tensor
 from pvdm.data.eval_set import read_eval_set, set_sha256
 from pvdm.data.layout import SAMPLE_FRAMES, SAMPLE_LABELS
 from pvdm.data.video import read_video
+from pvdm.errors import CheckpointError
 from pvdm.families.roles import VideoAutoencoder
 from pvdm.metrics.bootstrap import BootstrapSpec, fvd_interval
 from pvdm.metrics.features import I3DFeatureExtractor
@@ -37,6 +39,22 @@ from pvdm.metrics.fvd import FVDProtocol, FVDResult, compute_fvd, protocols_from
 from pvdm.metrics.lpips import load_lpips
 from pvdm.metrics.recon import psnr, reconstruction_metrics
 from pvdm.metrics.windows import WINDOW_RULE, Run, halves, store_runs, store_windows, window_plan
+
+
+def check_clips_fit(store: ClipStore, data: DataConfig, autoencoder: str) -> None:
+    """The clip store must hold the videos the autoencoder was built for (`data`, its checkpoint's record): an
+    imported or older model beside clips cut at another size would fail deep in its reconstruction, after every
+    FVD, and its samples would be scored against real videos of another size. One line names both and the fix."""
+    if not len(store):
+        return
+    frames, height, width = store[0].shape[:3]
+    if (frames, height, width) != (data.frames, data.resolution, data.resolution):
+        raise CheckpointError(
+            f"{autoencoder} makes {data.frames}-frame {data.resolution} x {data.resolution} videos (its recorded "
+            f"data config) but the clip store holds {frames}-frame {height} x {width} clips: set data.resolution: "
+            f"{data.resolution} and data.frames: {data.frames} in params.yaml and rerun preprocess, or use an "
+            "autoencoder made for these clips"
+        )
 
 
 def real_split_indices(store: ClipStore, split: str) -> tuple[str, list[int]]:

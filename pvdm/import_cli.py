@@ -82,7 +82,13 @@ def import_(
         if pvdm_diffusion is not None:
             _import_diffusion(pvdm_diffusion, out, diffusion_heads)
     except WeightImportError as err:
-        raise click.ClickException(f"{source}: {err}") from None
+        raise _failure(source, err) from None
+
+
+def _failure(source: Path | None, err: Exception) -> click.ClickException:
+    """One line that names the file (once: some messages start with it already)."""
+    message = str(err)
+    return click.ClickException(message if message.startswith(f"{source}:") else f"{source}: {message}")
 
 
 def _import_tats(source: Path, target: Path) -> None:
@@ -92,7 +98,7 @@ def _import_tats(source: Path, target: Path) -> None:
     try:
         click.echo("\n".join(describe(import_tats_vqgan(source, target))))
     except WeightImportError as err:
-        raise click.ClickException(f"{source}: {err}") from None
+        raise _failure(source, err) from None
 
 
 def _import_autoencoder(source: Path, target: Path) -> None:

@@ -9,6 +9,7 @@ the train_autoencoder stage writes: family and config recorded beside the weight
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from pvdm.families.triplane.config import (
     TriplaneAEConfig,
     TriplaneUNetConfig,
 )
+from pvdm.hashing import sha256_file
 from pvdm.models.latent import LatentShape, triplane_shape, triplane_spec
 
 WRAPPER_KEYS = (
@@ -43,6 +45,16 @@ WRAPPER_KEYS = (
 PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
 # Not readable from the tensors: the official projection transformers split their width into 4 heads.
 ASSUMED = "projection heads: 4 (the official value; a checkpoint cannot say how the projection width splits)"
+
+
+# Where an imported checkpoint records its source (`pvdm import --register` tags the MLflow model with it).
+IMPORTED_KEY = "imported"
+
+
+def import_record(source: Path, read_as: str) -> dict[str, Any]:
+    """An imported checkpoint's record of its source: the file's name (not its folder, which may name a user, a
+    mount or a signed URL's path), its SHA-256 and what it was read as (the `pvdm import` option)."""
+    return {IMPORTED_KEY: {"file": source.name, "sha256": sha256_file(source), "read_as": read_as}}
 
 
 class WeightImportError(ValueError):
@@ -194,6 +206,7 @@ def import_pvdm_autoencoder(source: Path, out: Path) -> ImportedModel:
     check_keys(model.state_dict(), state)
     model.load_state_dict(state, strict=True)
     payload = autoencoder_record(cfg, data) | {"step": 0, "model": model.state_dict(), "history": []}
+    payload |= import_record(source, "pvdm-autoencoder")
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, payload)
     return ImportedModel(out, cfg, data, (ASSUMED,))
@@ -241,15 +254,24 @@ def _first_upsample(state: dict[str, torch.Tensor], n_out: int) -> int | None:
     return None
 
 
+def official_name(key: str) -> str:
+    """A pvdm denoiser key as the official state dict names it (for messages a user checks against the file)."""
+    for old, new in DIFFUSION_RENAMES:
+        if key.startswith(new):
+            return old + key[len(new) :]
+    return key
+
+
 DENOISER_SIZE_KEYS = ("embed.time.0.weight", "input_blocks.0.0.weight", "out.2.weight")
 
 
 def infer_pvdm_diffusion(state: dict[str, torch.Tensor], heads: int = OFFICIAL_HEADS) -> TriplaneUNetConfig:
     """The official UNet's sizes, read from its tensors (docs/official-weights.md says which); `heads` is not in
     them (the official 8 by default)."""
-    missing = [k for k in DENOISER_SIZE_KEYS if k not in state]
+    missing = [official_name(k) for k in DENOISER_SIZE_KEYS if k not in state]
     if missing:
-        raise WeightImportError(f"not an official PVDM diffusion model: missing {', '.join(missing)}")
+        hint = " (it holds the official autoencoder's: --pvdm-autoencoder)" if "xy_token" in state else ""
+        raise WeightImportError(f"not an official PVDM diffusion model: missing {', '.join(missing)}{hint}")
     ch = _shape(state, "embed.time.0.weight")[1]
     n_out = _depth(state, "output_blocks.")
     up = _first_upsample(state, n_out)
@@ -264,6 +286,12 @@ def infer_pvdm_diffusion(state: dict[str, torch.Tensor], heads: int = OFFICIAL_H
               f"input_blocks.{i}.0.in_layers.2.weight" in state]  # fmt: skip
     if len(widths) != levels or any(w % ch for w in widths):
         raise WeightImportError(f"the input blocks' widths {widths} are not multiples of model_channels {ch}")
+    if indivisible := [w for w in widths if w % heads]:
+        raise WeightImportError(
+            f"{heads} attention heads do not divide the UNet's widths {indivisible} (read from the tensors): give "
+            f"a head count that divides {math.gcd(*widths)} (--diffusion-heads; the official 8 unless the authors "
+            "changed it)"
+        )
     emb_out = _shape(state, "input_blocks.1.0.emb_layers.1.weight")[0]
     down = f"input_blocks.{per_level}.0."
     sizes = OfficialUNetSizes(
@@ -342,6 +370,7 @@ def import_pvdm_diffusion(
     model.load_state_dict(state, strict=True)
     ema = EMA(model, decay=train.ema_decay, warmup=train.ema_warmup)
     payload = denoiser_record(cfg, spec) | {"step": 0, "model": model.state_dict(), "ema": ema.state_dict()}
+    payload |= import_record(source, "pvdm-diffusion")
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, payload)
     assumed = (

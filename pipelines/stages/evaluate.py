@@ -17,9 +17,10 @@ from pipelines.stages.common import CLIPS, METRICS, MODELS, ROOT, SAMPLES, run_s
 from pipelines.tracking import safe_tags, stage_run
 from pvdm.checkpoint import load_checkpoint
 from pvdm.config import EvaluateConfig, Params
+from pvdm.config.data import DataConfig
 from pvdm.data.clips import ClipStore
 from pvdm.device import resolve_device
-from pvdm.evaluation import FEATURES, evaluate_run
+from pvdm.evaluation import FEATURES, check_clips_fit, evaluate_run
 from pvdm.families.registry import load_autoencoder
 from pvdm.hashing import sha256_file
 
@@ -45,6 +46,7 @@ def main(params: Params) -> None:
         {"evaluate": cfg.model_dump()},
         deps=["data/clips", "data/samples", "data/models/autoencoder.pt"],
     ):
+        check_inputs()
         data_key = sha256_file(CLIPS / "manifest.parquet")
         inputs = [str(p.relative_to(ROOT)) for p in (CLIPS, SAMPLES, AE)]
         results = run_heavy("evaluate", score, cfg, data_key, runtime=params.runtime, root=ROOT, inputs=inputs,
@@ -52,6 +54,13 @@ def main(params: Params) -> None:
         features = results.pop(FEATURES)
         write_json(METRICS / "eval.json", results)
         log_results(results, features)
+
+
+def check_inputs() -> None:
+    """Before any scoring, here on the driver: the clips are the videos the autoencoder makes (an imported model
+    records its own data config, which params.yaml's data section may not match)."""
+    recorded = DataConfig.model_validate(load_checkpoint(AE)["config"]["data"])
+    check_clips_fit(ClipStore(CLIPS), recorded, str(AE.relative_to(ROOT)))
 
 
 def log_results(results: dict[str, Any], features: dict[str, np.ndarray]) -> None:

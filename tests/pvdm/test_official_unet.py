@@ -28,8 +28,8 @@ from pvdm.importing import (
     official_denoiser_state,
 )
 from pvdm.models.latent import LatentShape, triplane_spec
+from tests.pvdm.official_files import FIXTURES, official_denoiser, official_file, official_pair
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "official"
 TOLERANCE = 1e-5  # fp32
 
 
@@ -37,24 +37,6 @@ TOLERANCE = 1e-5  # fp32
 def fx() -> dict:
     data = torch.load(FIXTURES / "pvdm_unet_small.pt", weights_only=True)
     return data | {"state_dict": {k: v.float() for k, v in data["state_dict"].items()}}
-
-
-def official_file(folder: Path, state: dict, name: str = "ema_model_10000.pth") -> Path:
-    """The state dict as the official trainer saves it (DiffusionWrapper's: keys `diffusion_model.*`)."""
-    path = folder / name
-    torch.save(state, path)
-    return path
-
-
-def as_official(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A pvdm official-layout UNet's tensors under the official names (the inverse of the import's renaming)."""
-    names = {"embed.time.": "time_embed."}
-    out = {}
-    for key, value in model.state_dict().items():
-        for new, old in names.items():
-            key = old + key[len(new) :] if key.startswith(new) else key
-        out["diffusion_model." + key] = value
-    return out
 
 
 def imported(fx: dict, tmp_path: Path):  # noqa: ANN201 (TrainedDiffusion)
@@ -144,13 +126,6 @@ def test_sizes_are_read_from_the_tensors_at_any_size(sizes: dict, tmp_path: Path
         )
 
 
-def official_denoiser(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {
-        k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v
-        for k, v in as_official(model).items()
-    }
-
-
 def test_paper_size_has_the_official_parameter_count() -> None:
     """base.yaml's UNet: 528,273,412 parameters (counted on the official UNetModel), 48 M more than pvdm's
     attention_layout official."""
@@ -187,13 +162,7 @@ def test_wrong_checkpoints_fail_with_one_clear_error(fx: dict, tmp_path: Path) -
 def test_imported_pair_samples_one_clip_and_long_videos(tmp_path: Path) -> None:
     """The official autoencoder and denoiser imported together: `pvdm sample` draws a clip and, clip by clip
     (Algorithm 1, the previous clip's latent as the condition), a 128-frame video."""
-    ae = torch.load(FIXTURES / "pvdm_ae_small.pt", weights_only=True)["state_dict"]
-    ae_file = official_file(tmp_path, {k: v.float() for k, v in ae.items()}, "model_last.pth")
-    latent = LatentShape(4, 16, 3, 3)  # 24 x 24 at patch 8: planes 3 x 3 and 16 x 3 (one level: 3 is odd)
-    cfg = TriplaneUNetConfig(layout="official", model_channels=32, channel_mult=[1], num_res_blocks=1)
-    torch.manual_seed(0)
-    unet = build_denoiser(DiffusionConfig(denoiser=cfg), triplane_spec(latent))
-    unet_file = official_file(tmp_path, official_denoiser(unet))
+    ae_file, unet_file = official_pair(tmp_path)
     models, runner = tmp_path / "models", CliRunner()
     args = [
         "import",
@@ -217,3 +186,35 @@ def test_imported_pair_samples_one_clip_and_long_videos(tmp_path: Path) -> None:
         assert f"({int(frames) // 16} clip(s) each)" in result.output
         info = probe(out)
         assert (info.frames, info.width, info.height) == (int(frames), 24, 24)
+
+
+def test_cli_refuses_an_existing_output_wrong_heads_and_foreign_files(tmp_path: Path) -> None:
+    """`pvdm import --pvdm-diffusion`'s error paths: each is one line that names the file and what to do."""
+    ae_file, unet_file = official_pair(tmp_path / "official")
+    models, runner = tmp_path / "models", CliRunner()
+
+    def attempt(source: Path, *extra: str) -> str:
+        result = runner.invoke(
+            main, ["import", "--pvdm-diffusion", str(source), "--out", str(models), *extra]
+        )
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+        return result.output.strip()
+
+    pair = ["--pvdm-autoencoder", str(ae_file), "--pvdm-diffusion", str(unet_file)]
+    assert runner.invoke(main, ["import", *pair, "--out", str(models)]).exit_code == 0
+    written = (models / "diffusion.pt").read_bytes()
+    assert attempt(unet_file) == (
+        f"Error: {models / 'diffusion.pt'} exists (a trained model?): pass --force to replace it, or --out DIR"
+    )
+    assert attempt(unet_file, "--force", "--diffusion-heads", "3") == (
+        f"Error: {unet_file}: 3 attention heads do not divide the UNet's widths [32] (read from the tensors): give "
+        "a head count that divides 32 (--diffusion-heads; the official 8 unless the authors changed it)"
+    )
+    junk = tmp_path / "notes.pth"
+    junk.write_text("not a checkpoint")
+    assert attempt(junk, "--force").startswith(f"Error: {junk}: not a readable weights-only checkpoint (")
+    assert attempt(ae_file, "--force") == (
+        f"Error: {ae_file}: not an official PVDM diffusion model: missing time_embed.0.weight, "
+        "input_blocks.0.0.weight, out.2.weight (it holds the official autoencoder's: --pvdm-autoencoder)"
+    )
+    assert (models / "diffusion.pt").read_bytes() == written  # no failed attempt touched the imported model

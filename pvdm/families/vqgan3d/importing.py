@@ -32,7 +32,7 @@ from pvdm.config.base import ConfigError
 from pvdm.config.data import DataConfig
 from pvdm.families.registry import autoencoder_record, build_autoencoder
 from pvdm.families.vqgan3d.config import TATSOptions, VQGAN3DConfig
-from pvdm.importing import ImportedModel, WeightImportError
+from pvdm.importing import ImportedModel, WeightImportError, import_record
 
 AUTOENCODER_GROUPS = ("encoder.", "decoder.", "pre_vq_conv.", "post_vq_conv.", "codebook.")
 DROPPED_GROUPS = (
@@ -272,6 +272,7 @@ def import_tats_vqgan(source: Path, out: Path) -> ImportedTATS:
     check_keys(model.state_dict(), ckpt.state)
     model.load_state_dict(ckpt.state, strict=True)
     payload = autoencoder_record(cfg, sizes.data) | {"step": 0, "model": model.state_dict(), "history": []}
+    payload |= import_record(source, "tats-vqgan")
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, payload)
     return ImportedTATS(out, cfg, sizes.data, sizes.assumed, sizes, ckpt.dropped, ckpt.notes)
