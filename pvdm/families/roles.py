@@ -7,62 +7,25 @@ A model family (PVDM, 3D-VQGAN + VDM, VIDM, pixel VDM, ...) is a video autoencod
     sampled latent --autoencoder.decode--> video
 
 `LatentSpec` says what the latents are (shape, bound, prior); it travels with the latent store and with every
-diffusion checkpoint, so samplers, long videos and evaluation never assume one family's latents. A family is
+diffusion checkpoint, so samplers, long videos and evaluation never assume one family's latents. It lives in
+pvdm.families.latent_spec (no torch there: params validation reads it) and is re-exported here. A family is
 registered in pvdm.families.registry (builder + config section); see docs/architecture.md, "How to add a family".
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from pvdm.diffusion.objective import ObjectiveConfig, TrainingBatch, joint_eps_objective
 from pvdm.diffusion.schedule import NoiseSchedule
+from pvdm.families.latent_spec import LatentSpec
 
-
-@dataclass(frozen=True)
-class LatentSpec:
-    """What one latent of a family is: enough to store it, clip it while sampling and draw a prior sample.
-
-    shape: one latent without the batch axis, e.g. (C, L) packed triplanes or (3, T, H, W) pixels.
-    bound: every value lies in [-bound, bound] (tanh latents, pixels: 1.0); None: unbounded.
-    prior: what a latent drawn without any model looks like: 'uniform' in [-bound, bound] or 'normal' N(0, 1).
-    codebook_size: for quantised latents (VQ), the number of codes; None otherwise.
-    dtype: how the latent store keeps it ('float16' or 'float32').
-    layout: family-specific facts a denoiser needs (the triplane's channels, frames, height, width).
-    """
-
-    shape: tuple[int, ...]
-    bound: float | None = 1.0
-    prior: Literal["uniform", "normal"] = "uniform"
-    codebook_size: int | None = None
-    dtype: str = "float16"
-    layout: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.prior == "uniform" and self.bound is None:
-            raise ValueError("a uniform prior needs a bound")
-        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
-
-    def prior_sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """n latents (n, *shape) from the prior, on the generator's device: 'no model at all'."""
-        size = (n, *self.shape)
-        if self.prior == "normal":
-            return torch.randn(size, generator=generator, device=generator.device)
-        u = torch.rand(size, generator=generator, device=generator.device)
-        return (u * 2 - 1) * self.bound
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"shape": list(self.shape)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LatentSpec:
-        return cls(**{**data, "shape": tuple(data["shape"])})
+__all__ = ["Denoiser", "LatentSpec", "VideoAutoencoder", "VideoDraw"]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pvdm.config.data import DataConfig
 from pvdm.config.models import ModelSpec, register_model_config
-from pvdm.families.roles import LatentSpec
+from pvdm.families.latent_spec import LatentSpec
 
 
 def pixel_spec(frames: int, resolution: int) -> LatentSpec:

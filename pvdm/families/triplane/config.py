@@ -17,8 +17,8 @@ from pvdm.config.data import DataConfig
 from pvdm.config.diffusion import check_unet_shape
 from pvdm.config.models import ModelSpec, describe_latents, register_model_config
 from pvdm.families.catalog import Family, register_family
-from pvdm.families.roles import LatentSpec
-from pvdm.models.latent import LatentShape, is_triplane, triplane_shape, triplane_spec
+from pvdm.families.latent_spec import LatentSpec
+from pvdm.models.triplane_geometry import LatentShape, is_triplane, triplane_shape, triplane_spec
 
 
 class OfficialAESizes(StrictModel):

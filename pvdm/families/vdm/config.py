@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from pvdm.config.diffusion import check_unet_shape
 from pvdm.config.models import ModelSpec, describe_latents, register_model_config
 from pvdm.families.catalog import Family, register_family
-from pvdm.families.roles import LatentSpec
+from pvdm.families.latent_spec import LatentSpec
 
 
 @register_model_config("denoiser")

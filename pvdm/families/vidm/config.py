@@ -17,7 +17,7 @@ from pvdm.config.base import ConfigError, StrictModel, inside_project
 from pvdm.config.diffusion import check_unet_shape
 from pvdm.config.models import ModelSpec, describe_latents, register_model_config
 from pvdm.families.catalog import Family, register_family
-from pvdm.families.roles import LatentSpec
+from pvdm.families.latent_spec import LatentSpec
 from pvdm.families.triplane.config import TriplaneUNetConfig
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"

@@ -21,7 +21,7 @@ from pvdm.config.base import ConfigError, StrictModel
 from pvdm.config.data import DataConfig
 from pvdm.config.models import ModelSpec, register_model_config
 from pvdm.families.catalog import Family, register_family
-from pvdm.families.roles import LatentSpec
+from pvdm.families.latent_spec import LatentSpec
 
 
 def _power_of_two(n: int) -> bool:

@@ -9,7 +9,7 @@ from pydantic import Field
 from pvdm.config.data import DataConfig
 from pvdm.config.models import ModelSpec, describe_latents, register_model_config
 from pvdm.families.catalog import Family, register_family
-from pvdm.families.roles import LatentSpec
+from pvdm.families.latent_spec import LatentSpec
 
 
 @register_model_config("autoencoder")
