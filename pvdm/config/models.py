@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pvdm.config.base import StrictModel
 
-if TYPE_CHECKING:  # the roles import torch; the config package itself stays light
+if TYPE_CHECKING:
     from pvdm.config.data import DataConfig
-    from pvdm.families.roles import LatentSpec
+    from pvdm.families.latent_spec import LatentSpec
 
 ROLES = ("autoencoder", "denoiser")
 S = TypeVar("S", bound="ModelSpec")
