@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-import mlflow
+from concurrent.futures import Executor
 
 from pipelines.stages.common import CLIPS, METRICS, RAW, run_stage, write_json
-from pipelines.tracking import stage_run
 from pvdm.config import Params
-from pvdm.data.preprocess import run_preprocess, validation_process
+from pvdm.data.workers import validation_process
 
 
 def main(params: Params) -> None:
+    # First of all: the validation process imports great-expectations (3 s) on the other core while this one
+    # imports MLflow and pandas and sets up the run (2 s). A run with few new videos then barely waits for it.
+    with validation_process() as validator:
+        preprocess(params, validator)
+
+
+def preprocess(params: Params, validator: Executor) -> None:
+    # Imported here, once the validation process has started (see main): together 1 s or more.
+    import mlflow
+
+    from pipelines.tracking import stage_run
+    from pvdm.data.preprocess import run_preprocess
+
     section = {"data": params.data.model_dump(), "preprocess": params.preprocess.model_dump()}
-    # The validation process imports great-expectations (seconds) on another core while MLflow sets up the run.
-    with validation_process() as validator, stage_run("preprocess", section, deps=["data/raw"]):
+    with stage_run("preprocess", section, deps=["data/raw"]):
         try:
             report = run_preprocess(RAW, CLIPS, params.data, params.preprocess, validator=validator)
         finally:  # the report and validation result are logged whether the stage passed or failed

@@ -18,12 +18,10 @@ import contextlib
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
-import sys
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from collections.abc import Callable
+from concurrent.futures import Executor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from pathlib import Path
@@ -50,22 +48,16 @@ from pvdm.data.sources import (
     read_video_list,
     seeded_split,
 )
-from pvdm.data.validation import load_great_expectations, validate_store
+from pvdm.data.validation import validate_store
 from pvdm.data.video import DecodeLimits, OverLimit
+from pvdm.data.workers import clean_pool, main_hidden_from_workers, validation_process
+from pvdm.errors import PreprocessError
 
 log = logging.getLogger(__name__)
 
 VALIDATION_JSON = "validation.json"
 HASH_CACHE = ".hashes.json"
 FORMAT_VERSION = 1  # bump when the way clips are cut changes, so old shards are not reused
-
-
-class PreprocessError(RuntimeError):
-    """The stage failed; the report (also written to the store) says what was rejected and why."""
-
-    def __init__(self, message: str, report: PreprocessReport) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 def run_preprocess(
@@ -130,20 +122,6 @@ def _build(
     _validate(out, manifest, stats, spec, _expects_test_split(cfg, report), report, validator)
     report.timings["validate"] = time.perf_counter() - started
     return eval_set
-
-
-@contextlib.contextmanager
-def validation_process() -> Iterator[Executor]:
-    """A process that imports great-expectations as the run starts and validates the store at its end. The import
-    takes seconds (3.7 s on a 2-core machine), whatever the number of new videos: in a process of its own it runs
-    on another core while this one plans, decodes and writes, instead of holding this one's GIL."""
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
-    try:
-        with _main_hidden_from_workers():
-            pool.submit(load_great_expectations)
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def cut_spec(data: DataConfig, cfg: PreprocessConfig) -> CutSpec:
@@ -370,9 +348,8 @@ def _decode_in_parallel(
     n = min(workers or available_cores(), len(jobs))
     records, unfinished = {}, []
     bar = tqdm(total=len(jobs), desc="decoding videos", unit="video", disable=not progress)
-    # forkserver: workers start from a clean process, not a fork of one holding decoder or torch threads.
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver")) as pool:
-        with _main_hidden_from_workers():  # the workers start at the first submit
+    with clean_pool(n) as pool:
+        with main_hidden_from_workers():  # the workers start at the first submit
             futures = {pool.submit(work, job): job for job in jobs}
         for future in as_completed(futures):
             job = futures[future]
@@ -388,9 +365,9 @@ def _decode_in_parallel(
 
 
 def _decode_alone(job: Job, work: Work) -> SourceRecord:
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
+    with clean_pool(1) as pool:
         try:
-            with _main_hidden_from_workers():
+            with main_hidden_from_workers():
                 future = pool.submit(work, job)
             return future.result()
         except BrokenProcessPool:
@@ -398,26 +375,6 @@ def _decode_alone(job: Job, work: Work) -> SourceRecord:
                 return committed
             reason = "the decoder crashed on this file (its worker process died)"
             return SourceRecord(job.content_hash, job.fingerprint, job.source, rejected=reason)
-
-
-@contextlib.contextmanager
-def _main_hidden_from_workers() -> Iterator[None]:
-    """Start decode workers without the caller's __main__. multiprocessing has every new worker import the parent's
-    main module first (its name or path): for the preprocess stage that is a DVC stage script importing MLflow and
-    torch, seconds per worker, paid again on every rerun however few videos are new. The workers only run
-    pvdm.data.cutting, which they import when they unpickle the job, so the main module is hidden while they
-    start and put back at once."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    saved = {key: main.__dict__[key] for key in ("__spec__", "__file__") if key in main.__dict__}
-    main.__spec__ = None
-    main.__dict__.pop("__file__", None)
-    try:
-        yield
-    finally:
-        main.__dict__.update(saved)
 
 
 def _size(path: str) -> int:

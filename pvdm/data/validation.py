@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+# pandas only for type checking: the preprocess stage imports this module before pandas (pvdm.data.workers).
+if TYPE_CHECKING:
+    import pandas as pd
 
 REQUIRED_MANIFEST_COLUMNS = [
     "clip_id",
