@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -98,3 +99,40 @@ def test_preprocess_stage_logs_to_a_real_mlflow_server(preprocessed: Path, mlflo
     assert {"data_report/report.json", "data_report/validation.json"} <= artifacts
     keys = mlflow_server.s3.keys(mlflow_server.artifact_bucket)
     assert any(k.endswith("data_report/report.json") for k in keys)  # really stored in S3
+
+
+# Run in the project as `python -c`: the stage's validation_process is wrapped before the stage module imports it.
+RECORD_WHAT_WAS_LOADED = """
+import sys
+import pvdm.data.workers as workers
+
+start = workers.validation_process
+loaded = {}
+
+def recording():
+    loaded["when validation started"] = sorted(m for m in ("mlflow", "pandas", "torch") if m in sys.modules)
+    return start()
+
+workers.validation_process = recording
+from pipelines.stages import common, preprocess
+
+common.run_stage(preprocess.main)
+loaded["at the end"] = sorted(m for m in ("mlflow", "torch") if m in sys.modules)
+print("LOADED", loaded)
+"""
+
+
+def test_preprocess_starts_validation_before_mlflow_and_never_loads_torch(preprocessed: Path) -> None:
+    """What keeps a retrain with few new videos cheap (issue 28): great-expectations loads in the validation process
+    while this one imports MLflow and pandas, and params validation loads no torch. The run is still logged."""
+    out = run([sys.executable, "-c", RECORD_WHAT_WAS_LOADED], preprocessed, PVDM_PIPELINE_ID="loaded")
+    loaded = ast.literal_eval(re.search(r"^LOADED (.*)$", out, re.M).group(1))
+    assert loaded == {"when validation started": [], "at the end": ["mlflow"]}
+    client = MlflowClient(f"sqlite:///{preprocessed / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("pvdm")
+    runs = client.search_runs([experiment.experiment_id], "tags.`pvdm.pipeline_id` = 'loaded'")
+    stage = next(r for r in runs if r.data.tags.get("pvdm.stage") == "preprocess")
+    assert stage.info.status == "FINISHED" and stage.data.metrics["clips"] > 0
+    report = json.loads((preprocessed / "data" / "clips" / "report.json").read_text())
+    assert report["validation"]["success"] is True
+    assert report["decoded"] == 0 and report["reused"] == report["counts"]["processed"] > 0
