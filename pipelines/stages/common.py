@@ -61,7 +61,10 @@ def run_stage(main: Callable[[PipelineParams], None], expected: tuple[type[BaseE
         # The process ends now. Its last garbage collections at exit would walk every object of the libraries it
         # loaded (0.7 s with MLflow and pandas, on every stage run) to free memory the system takes back anyway;
         # frozen objects are not walked. Files, runs and child processes are closed by then or at exit as before.
-        gc.freeze()
+        # Not where torch is loaded: torch brings triton, whose nanobind extension reports every object still alive
+        # at exit as a leak on stderr, burying the stage's last line (and those stages run minutes, not seconds).
+        if "torch" not in sys.modules:
+            gc.freeze()
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
