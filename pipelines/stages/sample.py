@@ -61,8 +61,10 @@ def generate(inputs: Path, outputs: Path, cfg: SampleConfig, device_name: str) -
     )
     long_frames = cfg.long_clips * model.clip_frames
     long_labels = draw_labels(model, cfg.num_long_videos, cfg.seed + 1)
-    longs = sample_long_videos(model, cfg.num_long_videos, long_frames, cfg, generator, long_labels)
-    longs = write_all(longs, samples / "long", "long", cfg.fps)
+    longs = []  # sample.num_long_videos: 0 (and promotion's re-scoring, which reads the clips only)
+    if cfg.num_long_videos:
+        videos = sample_long_videos(model, cfg.num_long_videos, long_frames, cfg, generator, long_labels)
+        longs = write_all(videos, samples / "long", "long", cfg.fps)
     write_labels(samples, model.diffusion.label_names, {"clips": labels, "long": long_labels})
     if clips:
         write_gif(samples / "preview.gif", preview(clips), cfg.fps)
